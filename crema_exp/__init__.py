@@ -1,0 +1,1 @@
+"""crema-exp: Hydra + Optuna experiments for speech emotion recognition on CREMA-D."""
