@@ -247,6 +247,8 @@ def validate(cfg: DictConfig) -> None:
         ratios = data.split.train + data.split.validation + data.split.test
         if abs(ratios - 1.0) > 1e-6:
             problems.append(f"data.split.train+validation+test = {ratios:g}: must sum to 1")
+        if data.name == "crema_d" and not data.root:
+            problems.append("data.root is missing: data=crema_d needs data.root=/path/to/CREMA-D")
         if data.fold is not None and not 0 <= data.fold < data.split.num_folds:
             problems.append(f"data.fold={data.fold}: must be in [0, data.split.num_folds)")
     features = cfg.get("features")

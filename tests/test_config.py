@@ -1,0 +1,83 @@
+"""The config tree composes for every job and recipe, and bad values fail early, naming the key."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from crema_exp.config import ConfigError, register_configs, validate
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+register_configs()
+
+
+def _compose(name, overrides=()):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(name, overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("train", []),
+        ("train", ["experiment=demo"]),
+        ("train", ["experiment=ssl_wavlm", "data.root=/data/CREMA-D"]),
+        ("train", ["experiment=mel_prosody", "data.root=/data/CREMA-D"]),
+        ("train", ["features=mel", "scheduler=constant"]),
+        ("precompute", ["data=crema_d", "data.root=/data/CREMA-D", "features=ssl"]),
+    ],
+)
+def test_jobs_and_recipes_compose_and_validate(name, overrides):
+    cfg = _compose(name, overrides)
+    validate(cfg)
+    assert cfg.features.kind in ("ssl", "mel_prosody", "mel")
+
+
+def test_sweep_keys_exist_with_recommendation_defaults():
+    cfg = _compose("train")
+    assert cfg.features.ssl_layer == -1
+    assert cfg.regularization.rdrop_alpha is None  # null: take metadata.json's recommendation
+    assert cfg.regularization.ema_decay is None
+
+
+def test_experiment_overrides_groups():
+    cfg = _compose("train", ["experiment=demo"])
+    assert cfg.data.name == "synthetic"
+    assert cfg.features.kind == "mel_prosody"
+    assert cfg.model.hidden_size == 64
+
+
+def test_typo_in_key_fails_naming_the_key():
+    with pytest.raises(ConfigCompositionException, match="hiden_size"):
+        _compose("train", ["model.hiden_size=3"])
+
+
+def test_wrong_type_fails_naming_the_key():
+    with pytest.raises(ConfigCompositionException, match="model.hidden_size"):
+        _compose("train", ["model.hidden_size=abc"])
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("model.dropout=1.5", "model.dropout"),
+        ("regularization.ema_decay=1.0", "regularization.ema_decay"),
+        ("regularization.rdrop_alpha=-0.1", "regularization.rdrop_alpha"),
+        ("features.kind=wav2vec", "features.kind"),
+        ("trainer.optimized_metric=accuracy", "trainer.optimized_metric"),
+        ("data.split.train=0.9", "must sum to 1"),
+        ("data.fold=7", "data.fold"),
+        ("model.transformer_heads=5", "model.transformer_heads"),
+    ],
+)
+def test_impossible_values_fail_naming_the_key(override, key):
+    cfg = _compose("train", [override])
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(cfg)
+
+
+def test_real_corpus_without_root_is_explained():
+    cfg = _compose("precompute", ["data=crema_d"])
+    with pytest.raises(ConfigError, match="data.root"):
+        validate(cfg)
