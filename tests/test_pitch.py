@@ -1,0 +1,150 @@
+"""The NCCF pitch tracker finds known F0s, separates voiced from noise and keeps the frame grid."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.signal import lfilter
+
+from crema_exp.features.pitch import (
+    VOICED_THRESHOLD,
+    estimate_pitch,
+    nccf_to_voicing,
+    num_frames,
+)
+
+SR = 16000
+HOP = 160
+EDGE = 3  # frames at each clip edge, where the analysis window reaches past the signal
+
+
+def harmonic_tone(f0, seconds=1.5, snr_db=20.0, seed=0):
+    """Sum of 20 harmonics (1/k amplitudes) along an F0 contour (Hz, constant or per sample)."""
+    n = int(seconds * SR)
+    f0 = np.broadcast_to(np.asarray(f0, dtype=np.float64), (n,))
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    harmonics = np.arange(1, 21)[:, None]
+    tone = np.sum(np.sin(harmonics * phase) / harmonics * (harmonics * f0 < SR / 2), axis=0)
+    return _with_noise(tone, snr_db, seed)
+
+
+def vowel_like(f0_contour, snr_db=20.0, seed=0):
+    """Glottal pulse train through two formant resonators (700 Hz, 1200 Hz), like a sung /a/."""
+    phase = np.cumsum(f0_contour) / SR
+    pulses = np.diff(np.floor(phase), prepend=0.0)
+    signal = pulses
+    for formant, bandwidth in ((700.0, 130.0), (1200.0, 70.0)):
+        r = math.exp(-math.pi * bandwidth / SR)
+        signal = lfilter([1.0], [1.0, -2 * r * math.cos(2 * math.pi * formant / SR), r * r], signal)
+    return _with_noise(signal, snr_db, seed)
+
+
+def _with_noise(signal, snr_db, seed):
+    signal = 0.3 * signal / np.abs(signal).max()
+    noise = np.random.default_rng(seed).standard_normal(signal.size)
+    noise *= np.sqrt(np.mean(signal**2) / 10 ** (snr_db / 10)) / noise.std()
+    return (signal + noise).astype(np.float32)
+
+
+def white_noise(seconds=1.5, seed=1):
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * SR))).astype(np.float32)
+
+
+def track(wave, fmin=50.0, fmax=400.0):
+    return estimate_pitch(wave, SR, HOP, fmin, fmax)
+
+
+def relative_errors(f0, truth):
+    return (np.abs(f0 - truth) / truth)[EDGE:-EDGE]
+
+
+@pytest.mark.parametrize("f0", [80.0, 120.0, 200.0, 300.0])
+def test_constant_f0_is_found_and_voiced(f0):
+    estimate, voicing = track(harmonic_tone(f0))
+    # Sub-lag (parabolic) refinement: the 8 kHz lag grid alone is 1.2 % off at 300 Hz.
+    assert np.median(relative_errors(estimate, f0)) < 0.005
+    assert np.mean(relative_errors(estimate, f0) < 0.02) > 0.95
+    assert np.mean(voicing[EDGE:-EDGE] >= VOICED_THRESHOLD) > 0.95
+
+
+def test_gliding_f0_is_followed():
+    seconds = 2.0
+    times = np.arange(int(seconds * SR)) / SR
+    contour = 100.0 * 2.8 ** (times / seconds)  # 100 Hz -> 280 Hz, exponential glide
+    estimate, voicing = track(vowel_like(contour))
+    truth = contour[np.minimum(np.arange(estimate.size) * HOP, contour.size - 1)]
+    errors = relative_errors(estimate, truth)
+    assert np.median(errors) < 0.01
+    assert np.percentile(errors, 90) < 0.01
+    assert np.mean(voicing[EDGE:-EDGE] >= VOICED_THRESHOLD) > 0.9
+
+
+def test_noise_is_unvoiced_and_clearly_separated_from_voice():
+    _, noise_voicing = track(white_noise())
+    _, voiced = track(harmonic_tone(150.0))
+    assert noise_voicing.max() < 0.2  # well below the voiced threshold (0.5)
+    assert np.median(noise_voicing) < 0.05
+    assert np.percentile(voiced[EDGE:-EDGE], 5) > 0.9
+
+
+def test_unvoiced_stretch_is_interpolated_in_log_f0():
+    wave = np.concatenate([harmonic_tone(150.0, 0.5), white_noise(0.4), harmonic_tone(250.0, 0.5)])
+    f0, voicing = track(wave)
+    gap = slice(60, 80)  # well inside the noise (frames 50..90)
+    assert np.all(voicing[gap] < VOICED_THRESHOLD)
+    assert np.all((f0[gap] > 150.0 * 0.98) & (f0[gap] < 250.0 * 1.02))
+    assert np.all(np.diff(np.log(f0[gap])) >= 0)  # a straight line from one voice to the next
+    assert np.allclose(np.diff(np.log(f0[gap])), np.log(250 / 150) / 40, rtol=0.3)
+
+
+def test_clip_without_voice_gets_centre_of_range():
+    f0, voicing = track(white_noise(), fmin=60.0, fmax=240.0)
+    np.testing.assert_allclose(f0, 120.0, rtol=1e-5)
+    assert voicing.max() < VOICED_THRESHOLD
+
+
+def test_silence_is_unvoiced_and_finite():
+    f0, voicing = track(np.zeros(SR, dtype=np.float32))
+    assert np.all(np.isfinite(f0)) and np.all(voicing < 0.01)
+
+
+def test_search_range_is_respected():
+    # A 300 Hz voice searched up to 250 Hz is read at its in-range period multiple, 150 Hz.
+    f0, voicing = track(harmonic_tone(300.0), fmin=60.0, fmax=250.0)
+    assert np.median(relative_errors(f0, 150.0)) < 0.02
+    assert np.median(voicing) >= VOICED_THRESHOLD
+    # And every value lies in the range, voiced or not.
+    for wave in (harmonic_tone(80.0), white_noise()):
+        f0, _ = track(wave, fmin=100.0, fmax=300.0)
+        assert f0.min() >= 100.0 and f0.max() <= 300.0
+
+
+@pytest.mark.parametrize("samples", [4000, 4001, 4159, 4160, 24321])
+def test_frames_match_centred_spectrogram_grid(samples):
+    f0, voicing = track(harmonic_tone(120.0, samples / SR))
+    assert f0.shape == voicing.shape == (num_frames(samples, HOP),) == (1 + samples // HOP,)
+    assert f0.dtype == voicing.dtype == np.float32
+
+
+def test_voicing_is_kaldis_increasing_probability():
+    nccf = torch.linspace(0.0, 1.0, 101)
+    voicing = nccf_to_voicing(nccf)
+    assert torch.all(torch.diff(voicing) > 0)
+    assert voicing[0] < 0.01 and voicing[-1] > 0.99
+    # Kaldi's NccfToPov at 0.8 is close to even odds.
+    assert abs(nccf_to_voicing(torch.tensor(0.8)).item() - 0.48) < 0.02
+
+
+@pytest.mark.parametrize(
+    "wave, fmin, fmax, message",
+    [
+        (np.zeros((2, 1600), np.float32), 50.0, 400.0, "mono"),
+        (np.zeros(0, np.float32), 50.0, 400.0, "non-empty"),
+        (np.zeros(1600, np.float32), 400.0, 50.0, "fmin < fmax"),
+        (np.zeros(1600, np.float32), 50.0, 1500.0, "fmax"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_reason(wave, fmin, fmax, message):
+    with pytest.raises(ValueError, match=message):
+        estimate_pitch(wave, SR, HOP, fmin, fmax)
