@@ -1,0 +1,29 @@
+"""Precompute job: build (or reuse) the feature store for a data + features config.
+
+    python -m crema_exp.precompute data=crema_d data.root=/data/CREMA-D features=ssl
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from crema_exp.config import register_configs, validate
+from crema_exp.features.precompute import ensure_store
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="precompute")
+def main(cfg: DictConfig) -> str:
+    validate(cfg)
+    store = ensure_store(cfg)
+    total = store.metadata["corpus"]["total"]
+    print(f"feature store: {store.root}")
+    print(f"  {total['clips']} clips, {total['seconds'] / 3600:.2f} h audio, "
+          f"{len(store.metadata['skipped'])} skipped, streams: {', '.join(store.streams)}")
+    return str(store.root)
+
+
+if __name__ == "__main__":
+    main()
