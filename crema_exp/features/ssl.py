@@ -1,0 +1,181 @@
+"""Every hidden layer of a frozen SSL model (WavLM / HuBERT / wav2vec 2.0) from one forward pass.
+
+Exactness: zero-padding changes these models' outputs (group norm in the conv front end, attention
+over padded frames, and torchaudio's WavLM takes no ``lengths``), so clips are never padded. Only
+clips of identical sample length share a batch (CREMA-D has just 115 distinct file sizes), and every
+result equals running the model on that clip alone, up to float rounding.
+
+Speed on CPU: a few cores run this model better as independent single-threaded forward passes
+than as one pass split across threads, so batches go to a thread pool with one intra-op thread
+each (torch releases the GIL inside its kernels). The positional convolution's weight norm is baked
+in once instead of being recomputed on every forward pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.nn.utils import parametrize
+
+from crema_exp.config import ConfigError
+from crema_exp.features.ssl_weights import load_ssl_model
+
+FRAME_RATE = 50.0  # every supported model: 20 ms frame hop at 16 kHz
+# Equal-length clips share a forward pass up to this many samples. On CPU bigger batches measured
+# slower (the conv front end's activations outgrow the caches), so ~2 typical clips; on GPU ~100 s.
+MAX_BATCH_SAMPLES = {"cpu": 100_000, "cuda": 1_600_000}
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class SSLExtractor:
+    """Turns 16 kHz waveforms into ``layer_00`` (transformer input) ... ``layer_L`` streams."""
+
+    def __init__(self, features_cfg):
+        ssl_cfg = features_cfg.ssl
+        if features_cfg.sample_rate != 16000:
+            raise ConfigError(
+                f"features.sample_rate={features_cfg.sample_rate}: SSL models need 16000 Hz audio"
+            )
+        if ssl_cfg.dtype not in _DTYPES:
+            raise ConfigError(f"features.ssl.dtype={ssl_cfg.dtype!r}: expected one of {', '.join(_DTYPES)}")
+        loaded = load_ssl_model(ssl_cfg)
+        self.weights_identity = loaded.identity
+        self.dim = int(loaded.arch["encoder_embed_dim"])
+        self.frame_rate = FRAME_RATE
+        self.min_samples = _receptive_field(loaded.arch["extractor_conv_layer_config"])
+        self._normalize_waveform = loaded.normalize_waveform
+        num_layers = int(loaded.arch["encoder_num_layers"])
+        self._layers = _selected_layers(ssl_cfg.layers, num_layers)
+        self.streams = [f"layer_{k:02d}" for k in self._layers]
+        self._device = _device(ssl_cfg.device)
+        self._dtype = _DTYPES[ssl_cfg.dtype]
+        self._model = _prepare(loaded.model).to(self._device, self._dtype)
+        self._transformer_input = threading.local()
+        self._model.encoder.transformer.layers[0].register_forward_pre_hook(self._keep_transformer_input)
+
+    def extract_many(self, waves: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Per clip: {stream: float32 [frames, dim]}, in the order of ``waves``.
+
+        Pass many clips per call (ideally sorted by length): only equal-length clips batch together.
+        Raises ValueError naming the clip index for a wave that is not 1-D, not finite or too short.
+        """
+        tensors = [self._as_tensor(index, wave) for index, wave in enumerate(waves)]
+        batches = _equal_length_batches(tensors, MAX_BATCH_SAMPLES[self._device.type])
+        results: list[dict[str, np.ndarray] | None] = [None] * len(tensors)
+        with self._parallel() as pool:
+            for indices, outputs in zip(batches, pool.map(self._forward, _stacked(tensors, batches))):
+                for row, index in enumerate(indices):
+                    results[index] = {stream: layer[row] for stream, layer in outputs.items()}
+        return results
+
+    def _as_tensor(self, index: int, wave: np.ndarray) -> torch.Tensor:
+        wave = np.asarray(wave)
+        if wave.ndim != 1:
+            raise ValueError(f"clip {index}: expected a mono 1-D waveform, got shape {wave.shape}")
+        if wave.shape[0] < self.min_samples:
+            raise ValueError(
+                f"clip {index}: {wave.shape[0]} samples is shorter than the model's "
+                f"{self.min_samples}-sample window"
+            )
+        if not np.issubdtype(wave.dtype, np.floating) or not np.isfinite(wave).all():
+            raise ValueError(f"clip {index}: waveform must be finite floating-point samples")
+        return torch.from_numpy(wave.astype(np.float32, copy=False))
+
+    @torch.inference_mode()  # per call: grad modes are thread-local, so the pool's threads need it
+    def _forward(self, batch: torch.Tensor) -> dict[str, np.ndarray]:
+        """One forward pass of a [clips, samples] batch -> {stream: float32 [clips, frames, dim]}."""
+        batch = batch.to(self._device)
+        if self._normalize_waveform:
+            batch = torch.nn.functional.layer_norm(batch, batch.shape[-1:])
+        deepest = max(1, self._layers[-1])  # extract_features needs at least one layer
+        layers, _ = self._model.extract_features(batch.to(self._dtype), num_layers=deepest)
+        hidden = [self._transformer_input.value, *layers]
+        return {
+            stream: hidden[k].float().cpu().numpy() for stream, k in zip(self.streams, self._layers)
+        }
+
+    def _keep_transformer_input(self, module, args):
+        # Thread-local: the thread pool runs several forward passes through this module at once.
+        self._transformer_input.value = args[0]
+
+    @contextmanager
+    def _parallel(self) -> Iterator:
+        """On CPU: one single-threaded forward pass per core (restoring torch's thread count)."""
+        if self._device.type != "cpu":
+            yield _SerialMap()
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                yield pool
+        finally:
+            torch.set_num_threads(threads)
+
+
+class _SerialMap:
+    """GPU path: the device already runs each batch in parallel."""
+
+    @staticmethod
+    def map(function, items):
+        return map(function, items)
+
+
+def _stacked(tensors: list[torch.Tensor], batches: list[list[int]]) -> Iterator[torch.Tensor]:
+    for indices in batches:
+        yield torch.stack([tensors[i] for i in indices])
+
+
+def _equal_length_batches(tensors: list[torch.Tensor], max_samples: int) -> list[list[int]]:
+    """Indices grouped by identical length, each group cut to at most ``max_samples`` per batch."""
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for index, tensor in enumerate(tensors):
+        by_length[tensor.shape[0]].append(index)
+    batches = []
+    for length, indices in sorted(by_length.items()):
+        size = max(1, max_samples // length)
+        batches += [indices[start : start + size] for start in range(0, len(indices), size)]
+    return batches
+
+
+def _prepare(model: torch.nn.Module) -> torch.nn.Module:
+    """Eval mode, no gradients, weight norm of the positional convolution computed once."""
+    conv = model.encoder.transformer.pos_conv_embed.conv
+    if parametrize.is_parametrized(conv, "weight"):
+        parametrize.remove_parametrizations(conv, "weight")
+    return model.eval().requires_grad_(False)
+
+
+def _selected_layers(layers, num_layers: int) -> list[int]:
+    if layers is None:
+        return list(range(num_layers + 1))
+    chosen = sorted(set(int(k) for k in layers))
+    if not chosen or chosen[0] < 0 or chosen[-1] > num_layers:
+        raise ConfigError(
+            f"features.ssl.layers={list(layers)}: expected hidden layers in 0..{num_layers} "
+            "(0 = transformer input)"
+        )
+    return chosen
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("features.ssl.device=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def _receptive_field(conv_layers) -> int:
+    """Samples needed for one output frame of the conv front end (400 = 25 ms for these models)."""
+    field, stride = 1, 1
+    for _, kernel, layer_stride in conv_layers:
+        field += (kernel - 1) * stride
+        stride *= layer_stride
+    return field
