@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 
 from crema_exp.comparison.leaderboard import lower_is_better  # noqa: E402
 from crema_exp.comparison.runs import Run  # noqa: E402
-from crema_exp.features.store import atomic_write  # noqa: E402
+from crema_exp.atomic import atomic_write  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

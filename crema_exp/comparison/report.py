@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from crema_exp.features.store import atomic_write
+from crema_exp.atomic import atomic_write
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }

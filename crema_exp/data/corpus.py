@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from hydra.utils import to_absolute_path
 
-from crema_exp.data.atomic import write_csv_atomic
+from crema_exp.atomic import write_csv_atomic
 from crema_exp.data.audio import AudioError, inspect_clip
 from crema_exp.data.layouts import (
     DEMOGRAPHICS_FILE,
@@ -163,4 +163,4 @@ def _summary(skipped: list[tuple[str, str]]) -> str:
 
 def write_skipped(skipped: pd.DataFrame, path: str | Path) -> Path:
     """Write the skipped clips (path, reason) as CSV, atomically: the machine-readable report."""
-    return write_csv_atomic(skipped[list(SKIPPED_COLUMNS)], path)
+    return write_csv_atomic(path, skipped[list(SKIPPED_COLUMNS)])

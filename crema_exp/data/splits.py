@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from crema_exp.data.atomic import write_csv_atomic
+from crema_exp.atomic import write_csv_atomic
 
 SPLITS = ("train", "validation", "test")
 
@@ -75,4 +75,4 @@ def assign_splits(actor_sex: Mapping[int, str], split_cfg,
 
 def save_splits(manifest: pd.DataFrame, path: str | Path) -> Path:
     """Write clip_id, actor, split (atomically) so a run records exactly which clips it used."""
-    return write_csv_atomic(manifest[["clip_id", "actor", "split"]], path)
+    return write_csv_atomic(path, manifest[["clip_id", "actor", "split"]])

@@ -37,6 +37,13 @@ from crema_exp.config import EMOTIONS
 from crema_exp.data import AudioError, load_audio, load_corpus, save_splits, write_skipped
 from crema_exp.features.normalisation import RunningMoments, save_normalisation
 from crema_exp.features.recommendations import recommended_settings
+from crema_exp.atomic import (
+    atomic_write,
+    remove_temp_files,
+    temp_path,
+    write_csv_atomic,
+    write_json_atomic,
+)
 from crema_exp.features.store import (
     INDEX,
     INDEX_COLUMNS,
@@ -48,11 +55,6 @@ from crema_exp.features.store import (
     SPLITS,
     FeatureStore,
     StoreError,
-    atomic_write,
-    remove_temp_files,
-    temp_path,
-    write_csv_atomic,
-    write_json_atomic,
 )
 
 log = logging.getLogger(__name__)

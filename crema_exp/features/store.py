@@ -1,4 +1,4 @@
-"""Reading a complete feature store, and the atomic-write helpers used to build one.
+"""Reading a complete feature store.
 
 On-disk layout (one directory per content key, see INTERFACES.md):
 
@@ -14,16 +14,16 @@ reads one layer memory-maps only that file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from crema_exp.atomic import atomic_write, write_csv_atomic, write_json_atomic  # noqa: F401  (TEMP re-export)
 from crema_exp.features.normalisation import load_normalisation
 
 METADATA = "metadata.json"
@@ -36,7 +36,6 @@ PARTS = "parts"
 SPECTRAL_STREAM = "spectral"
 INDEX_COLUMNS = ["clip_id", "offset", "length", "emotion", "actor"]
 
-_TEMP_MARK = ".tmp-"
 _LAYER = re.compile(r"layer_(\d+)")
 
 
@@ -47,42 +46,6 @@ class StoreError(RuntimeError):
 def layer_stream(layer: int) -> str:
     """Stream name of an SSL hidden layer (0 = transformer input)."""
     return f"layer_{layer:02d}"
-
-
-def temp_path(path: Path) -> Path:
-    """A per-process temporary name next to ``path`` (same filesystem, so os.replace is atomic)."""
-    return path.with_name(f".{path.name}{_TEMP_MARK}{os.getpid()}")
-
-
-def remove_temp_files(root: Path) -> None:
-    """Delete temporary files that an interrupted build left under ``root``."""
-    for leftover in root.rglob(f".*{_TEMP_MARK}*"):
-        leftover.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_write(path: Path, mode: str = "wb") -> Iterator[Any]:
-    """Open a temp file for writing; on success fsync it and rename it to ``path``."""
-    tmp = temp_path(path)
-    try:
-        with open(tmp, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
-
-
-def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
-    with atomic_write(path, "w") as f:
-        frame.to_csv(f, index=False)
 
 
 class FeatureStore:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from crema_exp.features.store import write_json_atomic
+from crema_exp.atomic import write_json_atomic
 
 TRIAL_RECORD = "optuna.json"
 

@@ -23,7 +23,7 @@ from hydra.core.config_store import ConfigStore  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from crema_exp.features.store import write_json_atomic  # noqa: E402
+from crema_exp.atomic import write_json_atomic  # noqa: E402
 from crema_exp.sweeps import read_trial_record, register_sweeper_plugin  # noqa: E402
 
 register_sweeper_plugin()
