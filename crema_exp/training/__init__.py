@@ -1,0 +1,1 @@
+"""Training: in-memory bucketed batches, augmentation, R-Drop, EMA, loop, metrics, artefacts."""

@@ -1,0 +1,33 @@
+"""The emotion classifier: encoder -> pooling -> LayerNorm, dropout, linear head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from crema_exp.config import EMOTIONS, ModelConfig
+from crema_exp.models.encoder import SequenceEncoder
+from crema_exp.models.pooling import AttentiveStatisticsPooling
+
+
+class EmotionClassifier(nn.Module):
+    """Padded frames [B, T, input_dim] + true lengths [B] -> logits [B, num_classes]."""
+
+    def __init__(self, input_dim: int, cfg: ModelConfig, num_classes: int = len(EMOTIONS)):
+        super().__init__()
+        self.encoder = SequenceEncoder(input_dim, cfg)
+        self.pooling = AttentiveStatisticsPooling(
+            self.encoder.output_dim, cfg.attention_heads, cfg.attention_hidden
+        )
+        self.head = nn.Sequential(
+            nn.LayerNorm(self.pooling.output_dim),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(self.pooling.output_dim, num_classes),
+        )
+
+    def embed(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Pooled utterance embedding (before the head)."""
+        return self.pooling(self.encoder(frames, lengths), lengths)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(frames, lengths))

@@ -1,0 +1,64 @@
+"""Frame encoder: input projection, packed BiGRU, light Transformer.
+
+Padding never enters the GRU (sequences are packed by true length) and the Transformer ignores it
+through its key padding mask, so a clip's encoding does not depend on what it is batched with.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from crema_exp.config import ModelConfig
+
+
+def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """Boolean [B, T] mask, True on padded frames (the convention of nn.Transformer*)."""
+    steps = torch.arange(max_len, device=lengths.device)
+    return steps[None, :] >= lengths[:, None]
+
+
+class SequenceEncoder(nn.Module):
+    """[B, T, input_dim] padded frames + lengths -> [B, T, 2*hidden_size] (zeros on padding)."""
+
+    def __init__(self, input_dim: int, cfg: ModelConfig):
+        super().__init__()
+        self.output_dim = 2 * cfg.hidden_size
+        # Per-frame projection: brings 768-dim SSL or 243-dim spectral frames to the GRU width.
+        self.projection = nn.Sequential(nn.LayerNorm(input_dim), nn.Linear(input_dim, cfg.hidden_size))
+        self.gru = nn.GRU(
+            cfg.hidden_size,
+            cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+        )
+        self.transformer = None
+        if cfg.transformer_layers > 0:
+            layer = nn.TransformerEncoderLayer(
+                d_model=self.output_dim,
+                nhead=cfg.transformer_heads,
+                dim_feedforward=cfg.transformer_ffn,
+                dropout=cfg.dropout,
+                batch_first=True,
+                norm_first=True,
+            )
+            self.transformer = nn.TransformerEncoder(
+                layer, num_layers=cfg.transformer_layers, enable_nested_tensor=False
+            )
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        max_len = frames.size(1)
+        projected = self.projection(frames)
+        packed = pack_padded_sequence(
+            projected, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        encoded, _ = self.gru(packed)
+        encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=max_len)
+        if self.transformer is not None:
+            mask = padding_mask(lengths.to(frames.device), max_len)
+            encoded = self.transformer(encoded, src_key_padding_mask=mask)
+            encoded = encoded.masked_fill(mask[..., None], 0.0)
+        return encoded

@@ -1,0 +1,129 @@
+"""Predict job: python -m crema_exp.predict checkpoint=best_model.pt inputs=FILE_OR_DIR [output=...]
+
+The checkpoint alone is enough: it names the feature extractor (and SSL weights identity), the
+normalisation and the model. An unreadable input is listed with its reason, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.nn.utils.rnn import pad_sequence
+
+from crema_exp.config import FeaturesConfig
+from crema_exp.data import AudioError, load_audio
+from crema_exp.features.precompute import make_extractor
+from crema_exp.features.store import write_csv_atomic
+from crema_exp.training.augment import per_utterance_cmvn
+from crema_exp.training.checkpoint import Predictor, load_checkpoint
+from crema_exp.training.loop import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def list_inputs(inputs: str | Path) -> list[Path]:
+    path = Path(inputs)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".wav")
+        if files:
+            return files
+        raise FileNotFoundError(f"{path}: folder holds no .wav files")
+    raise FileNotFoundError(f"{path}: no such file or folder")
+
+
+def build_extractor(predictor: Predictor):
+    """The store's extractor, rebuilt from the checkpoint; SSL weights must be the same ones."""
+    features_cfg = OmegaConf.merge(OmegaConf.structured(FeaturesConfig), predictor.features)
+    extractor = make_extractor(features_cfg)
+    if features_cfg.kind == "ssl":
+        trained_on = {k: v for k, v in (predictor.weights or {}).items() if k != "random"}
+        if extractor.weights_identity != trained_on:
+            raise ValueError(
+                f"SSL weights differ from those the model was trained on: now "
+                f"{extractor.weights_identity}, checkpoint {trained_on}"
+            )
+    return features_cfg, extractor
+
+
+def extract_features(extractor, kind: str, stream: str, path: Path, sample_rate: int) -> np.ndarray:
+    """[frames, dim] float32, rounded through float16 as the store keeps them."""
+    wave = load_audio(path, sample_rate=sample_rate)
+    out = extractor.extract_many([wave])[0] if kind == "ssl" else extractor.extract(wave)
+    frames = np.asarray(out[stream]).astype(np.float16)
+    if len(frames) == 0:
+        raise ValueError("no frames (clip too short for the extractor)")
+    if not np.isfinite(frames).all():
+        raise ValueError("non-finite feature values")
+    return frames.astype(np.float32)
+
+
+@torch.no_grad()
+def classify(predictor: Predictor, clips: list[np.ndarray], device: torch.device) -> np.ndarray:
+    """Class probabilities [clips, classes] for raw feature arrays (normalised like training)."""
+    mean = torch.as_tensor(predictor.mean, device=device)
+    inv_std = torch.rsqrt(torch.as_tensor(predictor.var, device=device) + 1e-5)
+    frames = pad_sequence([(torch.from_numpy(c).to(device) - mean) * inv_std for c in clips],
+                          batch_first=True)
+    lengths = torch.tensor([len(c) for c in clips])
+    if predictor.per_utterance_cmvn:
+        frames = per_utterance_cmvn(frames, lengths, predictor.layout)
+    return torch.softmax(predictor.model(frames, lengths).float(), dim=1).cpu().numpy()
+
+
+def predict(checkpoint: str | Path, inputs: str | Path, device: str = "auto",
+            batch_size: int = 16) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(predictions: clip, path, predicted, p_<emotion>...; skipped: path, reason)."""
+    torch_device = resolve_device(device)
+    predictor = load_checkpoint(checkpoint, torch_device)
+    features_cfg, extractor = build_extractor(predictor)
+    stream = predictor.checkpoint["normalisation"]["stream"]
+    paths, clips, skipped = [], [], []
+    for path in list_inputs(inputs):
+        try:
+            clips.append(extract_features(extractor, features_cfg.kind, stream, path,
+                                          features_cfg.sample_rate))
+            paths.append(path)
+        except (AudioError, ValueError) as exc:
+            log.warning("skipped %s: %s", path, exc)
+            skipped.append({"path": str(path), "reason": str(exc)})
+    probabilities = np.zeros((0, len(predictor.labels)), np.float32)
+    if clips:
+        # sorted by length so each batch pads little; results are put back in input order
+        order = np.argsort([len(c) for c in clips], kind="stable")
+        probabilities = np.empty((len(clips), len(predictor.labels)), np.float32)
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size]
+            probabilities[chosen] = classify(predictor, [clips[i] for i in chosen], torch_device)
+    predictions = pd.DataFrame(
+        {
+            "clip": [p.stem for p in paths],
+            "path": [str(p) for p in paths],
+            "predicted": [predictor.labels[i] for i in probabilities.argmax(axis=1)],
+            **{f"p_{name}": probabilities[:, i] for i, name in enumerate(predictor.labels)},
+        }
+    )
+    return predictions, pd.DataFrame(skipped, columns=["path", "reason"])
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    predictions, skipped = predict(cfg.checkpoint, cfg.inputs, cfg.device, cfg.batch_size)
+    output = Path(cfg.output)
+    write_csv_atomic(output, predictions)
+    log.info("%d clip(s) predicted -> %s", len(predictions), output)
+    if len(skipped):
+        skipped_path = output.with_name(f"{output.stem}_skipped.csv")
+        write_csv_atomic(skipped_path, skipped)
+        log.warning("%d unreadable clip(s) listed in %s", len(skipped), skipped_path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Train job: python -m crema_exp.train [overrides]  (returns the validation objective to Hydra).
+
+Finds or builds the feature store for data + features, resolves the null settings from the store's
+recommendations, trains one model and writes the run directory's artefacts (INTERFACES.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from crema_exp.config import register_configs, validate
+from crema_exp.features.precompute import ensure_store
+from crema_exp.features.store import atomic_write, write_json_atomic
+from crema_exp.training.artefacts import RunStatus, write_run_artefacts
+from crema_exp.training.checkpoint import save_checkpoint
+from crema_exp.training.data import load_training_data
+from crema_exp.training.loop import Trainer
+from crema_exp.training.settings import disable_spec_augment_without_layout, resolve_settings
+
+register_configs()
+log = logging.getLogger(__name__)
+
+RANDOM_WEIGHTS_WARNING = (
+    "the SSL features of this store come from RANDOMLY INITIALISED weights: "
+    "the results say nothing about the pretrained model"
+)
+
+
+def train(cfg: DictConfig, run_dir: Path) -> float:
+    """One training run in ``run_dir``; returns trainer.optimized_metric at the best epoch."""
+    validate(cfg)
+    if cfg.trainer.num_threads is not None:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    store = ensure_store(cfg)
+    stream = store.stream_name(cfg.features)
+    log.info("feature store %s, stream %s", store.root, stream)
+
+    resolved = resolve_settings(cfg, store.metadata.get("recommended", {}))
+    layout = store.metadata["streams"][stream].get("layout")
+    disable_spec_augment_without_layout(cfg, resolved, stream, layout)
+    write_json_atomic(run_dir / "resolved_settings.json", resolved)
+    with atomic_write(run_dir / "resolved_config.yaml", "w") as f:
+        f.write(OmegaConf.to_yaml(cfg, resolve=True))
+
+    warnings = []
+    weights = store.metadata.get("weights") or {}
+    if weights.get("random"):
+        log.warning("!" * 20 + " %s " + "!" * 20, RANDOM_WEIGHTS_WARNING)
+        warnings.append(RANDOM_WEIGHTS_WARNING)
+
+    data = load_training_data(store, stream)
+    log.info("clips: train %d, validation %d, test %d", len(data.train), len(data.validation),
+             len(data.test))
+    result = Trainer(cfg, data).fit()
+
+    save_checkpoint(
+        run_dir / "best_model.pt", result.model, cfg=cfg, stream=stream, mean=data.mean,
+        var=data.var, weights=weights, layout=data.layout, epoch=result.best_epoch,
+        validation={"val_loss": result.best_validation.loss,
+                    **{f"val_{k}": v for k, v in result.best_validation.metrics.items()}},
+    )
+    write_run_artefacts(run_dir, result, data.test.clip_ids,
+                        {"feature_store": str(store.root), "stream": stream, "warnings": warnings})
+    log.info("best epoch %d: %s = %.4f; test %s", result.best_epoch,
+             cfg.trainer.optimized_metric, result.objective, result.test.metrics)
+    return result.objective
+
+
+def run_job(cfg: DictConfig, run_dir: Path) -> float:
+    """``train`` with status.json kept up to date: running, then completed or failed."""
+    status = RunStatus(run_dir, cfg.trainer.optimized_metric)
+    try:
+        objective = train(cfg, run_dir)
+    except BaseException as exc:
+        status.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    status.finish("completed", objective=objective)
+    return objective
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    return run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()

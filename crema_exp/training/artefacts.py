@@ -1,0 +1,83 @@
+"""The files of a run directory (INTERFACES.md "Train job"), each written atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crema_exp.config import EMOTIONS
+from crema_exp.features.store import write_csv_atomic, write_json_atomic
+from crema_exp.training.loop import TrainingResult
+from crema_exp.training.metrics import normalised_confusion, per_class_report
+from crema_exp.training.plots import plot_confusion, plot_training_curves
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class RunStatus:
+    """status.json: running at start, then completed (with objective) or failed (with error)."""
+
+    def __init__(self, run_dir: Path, optimized_metric: str):
+        self.path = Path(run_dir) / "status.json"
+        self.started_at = time.monotonic()
+        self.record = {
+            "status": "running", "error": None, "started": _now(), "finished": None,
+            "objective": None, "optimized_metric": optimized_metric, "duration_s": None,
+        }
+        write_json_atomic(self.path, self.record)
+
+    def finish(self, status: str, objective: float | None = None, error: str | None = None) -> None:
+        self.record.update(
+            status=status, objective=objective, error=error, finished=_now(),
+            duration_s=round(time.monotonic() - self.started_at, 3),
+        )
+        write_json_atomic(self.path, self.record)
+
+
+def write_run_artefacts(
+    run_dir: Path, result: TrainingResult, test_clip_ids: list[str], extra: dict[str, Any]
+) -> None:
+    """history.json, metrics.csv, curves, test metrics and predictions, report, confusion matrix.
+
+    ``extra`` is merged into test_metrics.json (e.g. warnings about random SSL weights).
+    """
+    run_dir = Path(run_dir)
+    write_json_atomic(run_dir / "history.json", result.history)
+    write_csv_atomic(run_dir / "metrics.csv", pd.DataFrame(result.history))
+    plot_training_curves(result.history, run_dir / "training_curves.png")
+
+    test, val = result.test, result.best_validation
+    write_json_atomic(
+        run_dir / "test_metrics.json",
+        {
+            **test.metrics,
+            "num_clips": int(len(test.labels)),
+            "best_epoch": result.best_epoch,
+            **{f"val_{k}": v for k, v in val.metrics.items()},
+            "val_loss": val.loss,
+            **extra,
+        },
+    )
+    predictions = pd.DataFrame(
+        {
+            "clip_id": test_clip_ids,
+            "emotion": [EMOTIONS[i] for i in test.labels],
+            "predicted": [EMOTIONS[i] for i in test.predictions],
+            **{f"p_{name}": test.probabilities[:, i] for i, name in enumerate(EMOTIONS)},
+        }
+    )
+    write_csv_atomic(run_dir / "test_predictions.csv", predictions)
+    write_json_atomic(
+        run_dir / "classification_report.json", per_class_report(test.labels, test.predictions)
+    )
+    plot_confusion(
+        normalised_confusion(test.labels, test.predictions), list(EMOTIONS),
+        run_dir / "confusion_matrix.png",
+        title=f"test (epoch {result.best_epoch}), rows normalised by true class",
+    )

@@ -1,0 +1,50 @@
+"""Training curves and the normalised confusion matrix as PNG files (matplotlib, no display)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from crema_exp.features.store import atomic_write  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_training_curves(history: list[dict], path: Path) -> None:
+    epochs = [row["epoch"] for row in history]
+    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_ax.plot(epochs, [r["train_loss"] for r in history], label="train loss")
+    loss_ax.plot(epochs, [r["val_loss"] for r in history], label="validation loss")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.legend()
+    for key in ("val_wa", "val_uar", "val_macro_f1"):
+        metric_ax.plot(epochs, [r[key] for r in history], label=key)
+    metric_ax.set_xlabel("epoch")
+    metric_ax.set_ylim(0, 1)
+    metric_ax.legend()
+    _save(fig, path)
+
+
+def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
+    """Rows: true class (each row sums to 1); columns: predicted class."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center",
+                color="white" if value > 0.5 else "black", fontsize=8)
+    fig.colorbar(image, ax=ax)
+    _save(fig, path)

@@ -1,0 +1,68 @@
+"""Predict: a checkpoint plus audio files give one row per readable clip; bad files are listed."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from _helpers_training import tiny_train_config
+from crema_exp.features.spectral import SpectralExtractor
+from crema_exp.models import EmotionClassifier
+from crema_exp.predict import predict
+from crema_exp.training.checkpoint import save_checkpoint
+from crema_exp.training.settings import resolve_settings
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    cfg = tiny_train_config(["regularization.per_utterance_cmvn=true"])
+    resolve_settings(cfg, {})
+    layout = SpectralExtractor(cfg.features).layout
+    dim = layout["pitch"][1]
+    torch.manual_seed(0)
+    model = EmotionClassifier(dim, cfg.model)
+    path = tmp_path / "best_model.pt"
+    save_checkpoint(path, model, cfg=cfg, stream="spectral", mean=np.full(dim, -3.0, np.float32),
+                    var=np.full(dim, 4.0, np.float32), weights={"random": False}, layout=layout, epoch=1,
+                    validation={})
+    return path
+
+
+@pytest.fixture
+def clips(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, seconds in enumerate([0.9, 1.7, 1.2]):
+        t = np.arange(int(16000 * seconds)) / 16000
+        wave = 0.3 * np.sin(2 * np.pi * (120 + 40 * i) * t) + 0.01 * rng.standard_normal(len(t))
+        sf.write(folder / f"10{i:02d}_DFA_ANG_XX.wav", wave.astype(np.float32), 16000)
+    (folder / "1099_DFA_SAD_XX.wav").write_bytes(b"RIFF....garbage")
+    return folder
+
+
+def test_predicts_readable_clips_and_lists_unreadable_ones(checkpoint, clips):
+    predictions, skipped = predict(checkpoint, clips, device="cpu", batch_size=2)
+    assert predictions["clip"].tolist() == ["1000_DFA_ANG_XX", "1001_DFA_ANG_XX", "1002_DFA_ANG_XX"]
+    probabilities = predictions[[c for c in predictions if c.startswith("p_")]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    labels = [c[2:] for c in predictions if c.startswith("p_")]
+    assert predictions["predicted"].tolist() == [labels[i] for i in probabilities.argmax(1)]
+    assert len(skipped) == 1 and skipped["path"].iloc[0].endswith("1099_DFA_SAD_XX.wav")
+    assert skipped["reason"].iloc[0]
+
+
+def test_batching_does_not_change_predictions(checkpoint, clips):
+    one_by_one, _ = predict(checkpoint, clips, device="cpu", batch_size=1)
+    together, _ = predict(checkpoint, clips, device="cpu", batch_size=16)
+    columns = [c for c in one_by_one if c.startswith("p_")]
+    np.testing.assert_allclose(one_by_one[columns], together[columns], atol=1e-5)
+
+
+def test_bad_checkpoint_or_inputs_are_named_in_the_error(checkpoint, tmp_path, clips):
+    bogus = tmp_path / "model.pt"
+    torch.save({"weights": 1}, bogus)
+    with pytest.raises(ValueError, match="model.pt"):
+        predict(bogus, clips, device="cpu")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        predict(checkpoint, tmp_path / "nowhere", device="cpu")
