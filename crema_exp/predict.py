@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import pad_sequence
 from crema_exp.config import FeaturesConfig
 from crema_exp.data import AudioError, load_audio
 from crema_exp.features.precompute import make_extractor
-from crema_exp.features.store import write_csv_atomic
+from crema_exp.atomic import write_csv_atomic
 from crema_exp.training.augment import per_utterance_cmvn
 from crema_exp.training.checkpoint import Predictor, load_checkpoint
 from crema_exp.training.loop import resolve_device

@@ -16,14 +16,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from crema_exp.config import register_configs, validate
 from crema_exp.features.precompute import ensure_store
-from crema_exp.features.store import atomic_write, write_json_atomic
+from crema_exp.atomic import atomic_write, write_json_atomic
 from crema_exp.training.artefacts import RunStatus, write_run_artefacts
 from crema_exp.training.checkpoint import save_checkpoint
 from crema_exp.training.data import load_training_data
 from crema_exp.training.loop import Trainer
+from crema_exp.sweeps import register_sweeper_plugin
 from crema_exp.training.settings import disable_spec_augment_without_layout, resolve_settings
 
 register_configs()
+register_sweeper_plugin()  # so that `-m hparams_search=...` finds our Optuna sweeper
 log = logging.getLogger(__name__)
 
 RANDOM_WEIGHTS_WARNING = (

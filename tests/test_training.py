@@ -13,7 +13,7 @@ from crema_exp.config import SpecAugmentConfig, SchedulerConfig
 from crema_exp.training.augment import SpecAugment, per_utterance_cmvn
 from crema_exp.training.batching import bucketed_batches
 from crema_exp.training.data import load_training_data
-from crema_exp.training.ema import WeightAverager
+from crema_exp.training.ema import WeightAverager, warmed_up_decay
 from crema_exp.training.loop import Trainer
 from crema_exp.training.metrics import normalised_confusion, summary_metrics
 from crema_exp.training.optim import lr_factor
@@ -52,17 +52,24 @@ def test_ema_tracks_hand_computed_average_and_zero_decay_evaluates_live_weights(
     averager = WeightAverager(model, decay)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     expected = None
-    for _ in range(4):
+    for step in range(30):
         optimizer.zero_grad()
         model(torch.randn(5, 3)).pow(2).sum().backward()
         optimizer.step()
         averager.update()
         live = model.weight.detach().clone()
-        expected = live if expected is None else decay * expected + (1 - decay) * live
+        step_decay = min(decay, (1 + step) / (10 + step))  # warm-up, then the configured decay
+        expected = live if expected is None else step_decay * expected + (1 - step_decay) * live
     assert averager.evaluated is not model
     assert not torch.allclose(averager.evaluated.weight, model.weight)
     torch.testing.assert_close(averager.evaluated.weight, expected)
     assert WeightAverager(model, 0.0).evaluated is model
+
+
+def test_ema_decay_warms_up_to_the_configured_value():
+    assert warmed_up_decay(0.995, 1) == pytest.approx(2 / 11)
+    assert warmed_up_decay(0.995, 100) == pytest.approx(101 / 110)
+    assert warmed_up_decay(0.995, 5000) == 0.995
 
 
 def test_recommendations_fill_nulls_and_explicit_values_win():

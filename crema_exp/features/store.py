@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crema_exp.atomic import atomic_write, write_csv_atomic, write_json_atomic  # noqa: F401  (TEMP re-export)
 from crema_exp.features.normalisation import load_normalisation
 
 METADATA = "metadata.json"

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from crema_exp.config import EMOTIONS
-from crema_exp.features.store import write_csv_atomic, write_json_atomic
+from crema_exp.atomic import write_csv_atomic, write_json_atomic
 from crema_exp.training.loop import TrainingResult
 from crema_exp.training.metrics import normalised_confusion, per_class_report
 from crema_exp.training.plots import plot_confusion, plot_training_curves

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from crema_exp.config import EMOTIONS, ModelConfig
-from crema_exp.features.store import atomic_write
+from crema_exp.atomic import atomic_write
 from crema_exp.models import EmotionClassifier
 
 FORMAT = "crema_exp.best_model/1"

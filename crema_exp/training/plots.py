@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from crema_exp.features.store import atomic_write  # noqa: E402
+from crema_exp.atomic import atomic_write  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:
