@@ -92,8 +92,9 @@ def predict(checkpoint: str | Path, inputs: str | Path, device: str = "auto",
                                           features_cfg.sample_rate))
             paths.append(path)
         except (AudioError, ValueError) as exc:
-            log.warning("skipped %s: %s", path, exc)
-            skipped.append({"path": str(path), "reason": str(exc)})
+            reason = exc.reason if isinstance(exc, AudioError) else str(exc)
+            log.warning("skipped %s: %s", path, reason)
+            skipped.append({"path": str(path), "reason": reason})
     probabilities = np.zeros((0, len(predictor.labels)), np.float32)
     if clips:
         # sorted by length so each batch pads little; results are put back in input order

@@ -1,7 +1,7 @@
 """Train job: python -m crema_exp.train [overrides]  (returns the validation objective to Hydra).
 
 Finds or builds the feature store for data + features, resolves the null settings from the store's
-recommendations, trains one model and writes the run directory's artefacts (INTERFACES.md).
+recommendations, trains one model and writes the run directory's artefacts (docs/interfaces.md).
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
                         {"feature_store": str(store.root), "stream": stream, "warnings": warnings})
     log.info("best epoch %d: %s = %.4f; test %s", result.best_epoch,
              cfg.trainer.optimized_metric, result.objective, result.test.metrics)
+    log.info("run folder: %s", run_dir)
     return result.objective
 
 

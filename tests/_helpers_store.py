@@ -1,6 +1,6 @@
 """Stand-ins for the feature-store tests: a tiny wav corpus and deterministic fake extractors.
 
-The fakes implement the extractor interface of INTERFACES.md so the store mechanics (key, chunks,
+The fakes implement the extractor interface of docs/interfaces.md so the store mechanics (key, chunks,
 resume, consolidation, locking) are tested without the real log-mel or SSL code.
 """
 

@@ -1,6 +1,6 @@
 """Reading a complete feature store.
 
-On-disk layout (one directory per content key, see INTERFACES.md):
+On-disk layout (one directory per content key, see docs/interfaces.md):
 
     <kind>-<key16>/metadata.json       written last: its presence marks a complete store
                    normalisation.npz   per stream mean/var/count over train frames

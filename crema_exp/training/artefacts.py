@@ -1,4 +1,4 @@
-"""The files of a run directory (INTERFACES.md "Train job"), each written atomically."""
+"""The files of a run directory (docs/interfaces.md "Train job"), each written atomically."""
 
 from __future__ import annotations
 

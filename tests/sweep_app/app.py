@@ -2,7 +2,7 @@
 
 It composes the real config groups (features, regularization, hparams_search, hydra/sweeper,
 hydra/launcher) from the repository's conf/, computes a deterministic "validation UAR" from the
-swept values and writes the run-folder artefacts documented for the train job (INTERFACES.md).
+swept values and writes the run-folder artefacts documented for the train job (docs/interfaces.md).
 ``app.fail_trials`` / ``app.nan_trials`` (Optuna trial numbers, read from the run's optuna.json)
 make a trial raise or return NaN.
 """
