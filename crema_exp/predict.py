@@ -18,11 +18,11 @@ from torch.nn.utils.rnn import pad_sequence
 
 from crema_exp.config import FeaturesConfig
 from crema_exp.data import AudioError, load_audio
+from crema_exp.device import resolve_device
 from crema_exp.features.precompute import make_extractor
 from crema_exp.atomic import write_csv_atomic
 from crema_exp.training.augment import per_utterance_cmvn
 from crema_exp.training.checkpoint import Predictor, load_checkpoint
-from crema_exp.training.loop import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def classify(predictor: Predictor, clips: list[np.ndarray], device: torch.device
 def predict(checkpoint: str | Path, inputs: str | Path, device: str = "auto",
             batch_size: int = 16) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(predictions: clip, path, predicted, p_<emotion>...; skipped: path, reason)."""
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device, "device")
     predictor = load_checkpoint(checkpoint, torch_device)
     features_cfg, extractor = build_extractor(predictor)
     stream = predictor.checkpoint["normalisation"]["stream"]

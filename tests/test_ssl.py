@@ -152,8 +152,13 @@ def test_offline_bundle_fails_fast_with_the_alternatives(tmp_path, monkeypatch):
     previous_hub_dir = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path / "empty_hub"))
     try:
+        extractor = SSLExtractor(features_cfg(model="wavlm_base", weights="bundle"))
+        # Identifying the weights (the store key) needs no download: a cached store is usable offline.
+        assert extractor.weights_identity == {"source": "bundle", "bundle": "WAVLM_BASE",
+                                              "model": "wavlm_base"}
+        assert not attempts
         with pytest.raises(SSLWeightsError) as error:
-            SSLExtractor(features_cfg(model="wavlm_base", weights="bundle"))
+            extractor.extract_many(waves(16000))
     finally:
         torch.hub.set_dir(previous_hub_dir)
     assert attempts and attempts[0].startswith(str(tmp_path / "empty_hub"))
@@ -166,8 +171,11 @@ def test_offline_bundle_fails_fast_with_the_alternatives(tmp_path, monkeypatch):
 
 def test_huggingface_without_transformers_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "transformers", None)  # import fails
+    extractor = SSLExtractor(
+        features_cfg(model="wavlm_base", weights="huggingface", huggingface_dir=str(tmp_path))
+    )
     with pytest.raises(SSLWeightsError, match="pip install transformers"):
-        SSLExtractor(features_cfg(model="wavlm_base", weights="huggingface", huggingface_dir=str(tmp_path)))
+        extractor.extract_many(waves(16000))
 
 
 def test_real_wavlm_base_architecture_and_checkpoint_round_trip(tmp_path):
@@ -199,5 +207,12 @@ def test_real_wavlm_base_architecture_and_checkpoint_round_trip(tmp_path):
 def test_checkpoint_of_another_architecture_names_the_file(tmp_path):
     path = tmp_path / "tiny.pt"
     torch.save(reference_model("wavlm_base", TINY_ARCH).state_dict(), path)
+    extractor = SSLExtractor(features_cfg(model="wavlm_base", weights="checkpoint", checkpoint=str(path)))
     with pytest.raises(SSLWeightsError, match=r"tiny\.pt: state dict does not match .*WAVLM_BASE"):
-        SSLExtractor(features_cfg(model="wavlm_base", weights="checkpoint", checkpoint=str(path)))
+        extractor.extract_many(waves(16000))
+
+
+def test_missing_checkpoint_fails_at_construction_naming_the_key(tmp_path):
+    with pytest.raises(SSLWeightsError, match=r"missing\.pt: not found \(features\.ssl\.checkpoint\)"):
+        SSLExtractor(features_cfg(model="wavlm_base", weights="checkpoint",
+                                  checkpoint=str(tmp_path / "missing.pt")))

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from _helpers_training import TOY_LAYOUT, tiny_train_config, write_toy_store

@@ -24,7 +24,8 @@ import torch
 from torch.nn.utils import parametrize
 
 from crema_exp.config import ConfigError
-from crema_exp.features.ssl_weights import load_ssl_model
+from crema_exp.device import resolve_device
+from crema_exp.features.ssl_weights import describe_ssl_weights, load_ssl_model
 
 FRAME_RATE = 50.0  # every supported model: 20 ms frame hop at 16 kHz
 # Equal-length clips share a forward pass up to this many samples. On CPU bigger batches measured
@@ -44,20 +45,24 @@ class SSLExtractor:
             )
         if ssl_cfg.dtype not in _DTYPES:
             raise ConfigError(f"features.ssl.dtype={ssl_cfg.dtype!r}: expected one of {', '.join(_DTYPES)}")
-        loaded = load_ssl_model(ssl_cfg)
-        self.weights_identity = loaded.identity
-        self.dim = int(loaded.arch["encoder_embed_dim"])
+        self._spec = describe_ssl_weights(ssl_cfg)
+        self.weights_identity = self._spec.identity
+        self.dim = int(self._spec.arch["encoder_embed_dim"])
         self.frame_rate = FRAME_RATE
-        self.min_samples = _receptive_field(loaded.arch["extractor_conv_layer_config"])
-        self._normalize_waveform = loaded.normalize_waveform
-        num_layers = int(loaded.arch["encoder_num_layers"])
+        self.min_samples = _receptive_field(self._spec.arch["extractor_conv_layer_config"])
+        num_layers = int(self._spec.arch["encoder_num_layers"])
         self._layers = _selected_layers(ssl_cfg.layers, num_layers)
         self.streams = [f"layer_{k:02d}" for k in self._layers]
-        self._device = _device(ssl_cfg.device)
+        self._device = resolve_device(ssl_cfg.device, "features.ssl.device")
         self._dtype = _DTYPES[ssl_cfg.dtype]
-        self._model = _prepare(loaded.model).to(self._device, self._dtype)
+        self._model = None  # loaded by the first extraction: a reused store needs no weights
         self._transformer_input = threading.local()
-        self._model.encoder.transformer.layers[0].register_forward_pre_hook(self._keep_transformer_input)
+
+    def _ensure_model(self) -> None:
+        if self._model is None:
+            model = _prepare(load_ssl_model(self._spec)).to(self._device, self._dtype)
+            model.encoder.transformer.layers[0].register_forward_pre_hook(self._keep_transformer_input)
+            self._model = model
 
     def extract_many(self, waves: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Per clip: {stream: float32 [frames, dim]}, in the order of ``waves``.
@@ -66,6 +71,7 @@ class SSLExtractor:
         Raises ValueError naming the clip index for a wave that is not 1-D, not finite or too short.
         """
         tensors = [self._as_tensor(index, wave) for index, wave in enumerate(waves)]
+        self._ensure_model()
         batches = _equal_length_batches(tensors, MAX_BATCH_SAMPLES[self._device.type])
         results: list[dict[str, np.ndarray] | None] = [None] * len(tensors)
         with self._parallel() as pool:
@@ -91,7 +97,7 @@ class SSLExtractor:
     def _forward(self, batch: torch.Tensor) -> dict[str, np.ndarray]:
         """One forward pass of a [clips, samples] batch -> {stream: float32 [clips, frames, dim]}."""
         batch = batch.to(self._device)
-        if self._normalize_waveform:
+        if self._spec.normalize_waveform:
             batch = torch.nn.functional.layer_norm(batch, batch.shape[-1:])
         deepest = max(1, self._layers[-1])  # extract_features needs at least one layer
         layers, _ = self._model.extract_features(batch.to(self._dtype), num_layers=deepest)
@@ -162,14 +168,6 @@ def _selected_layers(layers, num_layers: int) -> list[int]:
             "(0 = transformer input)"
         )
     return chosen
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("features.ssl.device=cuda but no CUDA device is available")
-    return torch.device(name)
 
 
 def _receptive_field(conv_layers) -> int:

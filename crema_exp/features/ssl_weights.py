@@ -3,8 +3,9 @@
 Four weight sources (``features.ssl.weights``): the torchaudio ``bundle`` (downloaded once into the
 torch hub cache), a local torchaudio state dict (``checkpoint``), a local Hugging Face folder
 (``huggingface``), or ``random`` initialisation (tests and demos only). Every source returns the
-same :class:`~torchaudio.models.Wav2Vec2Model` architecture plus a JSON-friendly identity that the
-feature store puts into its content key, so a change of weights always means a new store.
+same :class:`~torchaudio.models.Wav2Vec2Model` architecture. The JSON-friendly identity that the
+feature store puts into its content key comes from :func:`describe_ssl_weights` without loading
+anything, so a store that exists is reused without the weights (offline, or in every sweep trial).
 """
 
 from __future__ import annotations
@@ -46,15 +47,19 @@ class SSLWeightsError(RuntimeError):
 
 
 @dataclass
-class LoadedModel:
-    model: Wav2Vec2Model  # eval mode, on CPU, float32
-    identity: dict[str, Any]
-    arch: dict[str, Any]  # factory parameters actually used
+class WeightsSpec:
+    """What the weights are, known without loading them: enough for the feature store's key."""
+
+    model_name: str
+    source: str  # bundle | checkpoint | huggingface | random
+    identity: dict[str, Any]  # JSON-friendly; part of the feature store key
+    arch: dict[str, Any]  # factory parameters of the architecture
     normalize_waveform: bool  # the bundle layer-normalises each waveform (large models)
+    path: Path | None = None  # checkpoint file or Hugging Face folder
 
 
-def load_ssl_model(ssl_cfg) -> LoadedModel:
-    """Build ``ssl_cfg.model`` and load weights from ``ssl_cfg.weights``."""
+def describe_ssl_weights(ssl_cfg) -> WeightsSpec:
+    """Validate ``ssl_cfg`` and identify its weights (a checkpoint is hashed, nothing is loaded)."""
     bundle_name = _bundle_name(ssl_cfg.model)
     bundle = getattr(torchaudio.pipelines, bundle_name)
     overrides = _plain(ssl_cfg.arch_overrides or {})
@@ -64,19 +69,47 @@ def load_ssl_model(ssl_cfg) -> LoadedModel:
             f"(real weights need the real {ssl_cfg.model} architecture)"
         )
     arch = _architecture(bundle, overrides, ssl_cfg.model)
+    path = None
+    if ssl_cfg.weights == "bundle":
+        identity = {"source": "bundle", "bundle": bundle_name}
+    elif ssl_cfg.weights == "checkpoint":
+        path = _existing(ssl_cfg.checkpoint, "checkpoint", "/path/model.pt", Path.is_file)
+        identity = {"source": "checkpoint", "path": str(path), "sha256": _sha256(path)}
+    elif ssl_cfg.weights == "huggingface":
+        path = _existing(ssl_cfg.huggingface_dir, "huggingface_dir", "/path", Path.is_dir)
+        identity = {"source": "huggingface", "path": str(path), "sha256": _sha256_folder(path)}
+    elif ssl_cfg.weights == "random":
+        identity = {"source": "random", "seed": RANDOM_SEED, "random": True, "arch": arch}
+    else:
+        raise ConfigError(
+            f"features.ssl.weights={ssl_cfg.weights!r}: expected one of "
+            "bundle, checkpoint, huggingface, random"
+        )
+    identity = _json_friendly({**identity, "model": ssl_cfg.model})
+    return WeightsSpec(ssl_cfg.model, ssl_cfg.weights, identity, arch,
+                       bundle._normalize_waveform, path)
+
+
+def load_ssl_model(spec: WeightsSpec) -> Wav2Vec2Model:
+    """Build the architecture and load the weights ``spec`` describes (eval mode, CPU, float32)."""
+    bundle_name = _bundle_name(spec.model_name)
+    bundle = getattr(torchaudio.pipelines, bundle_name)
     loaders = {
         "bundle": _from_bundle,
         "checkpoint": _from_checkpoint,
         "huggingface": _from_huggingface,
         "random": _from_random,
     }
-    if ssl_cfg.weights not in loaders:
-        raise ConfigError(
-            f"features.ssl.weights={ssl_cfg.weights!r}: expected one of {', '.join(loaders)}"
-        )
-    model, identity = loaders[ssl_cfg.weights](ssl_cfg, bundle, bundle_name, arch)
-    identity = {**identity, "model": ssl_cfg.model}
-    return LoadedModel(model.eval(), _json_friendly(identity), arch, bundle._normalize_waveform)
+    return loaders[spec.source](spec, bundle, bundle_name).eval()
+
+
+def _existing(value, key: str, example: str, check) -> Path:
+    if not value:
+        raise ConfigError(f"features.ssl.weights needs features.ssl.{key}={example}")
+    path = Path(value).expanduser().resolve()
+    if not check(path):
+        raise SSLWeightsError(f"{path}: not found (features.ssl.{key})")
+    return path
 
 
 def build_architecture(model_name: str, arch_overrides: dict | None = None) -> Wav2Vec2Model:
@@ -132,28 +165,23 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(previous)
 
 
-def _from_bundle(ssl_cfg, bundle, bundle_name, arch):
+def _from_bundle(spec, bundle, bundle_name):
     try:
         with _socket_timeout(DOWNLOAD_TIMEOUT_S):
             model = bundle.get_model()
     except (OSError, RuntimeError) as error:  # URLError and timeouts are OSErrors
         raise SSLWeightsError(
-            f"cannot load torchaudio bundle {bundle_name} for features.ssl.model={ssl_cfg.model}: "
+            f"cannot load torchaudio bundle {bundle_name} for features.ssl.model={spec.model_name}: "
             f"{error}\nThe weights are downloaded once into the torch hub cache "
             f"({torch.hub.get_dir()}); this machine could not download them.\n"
             + _offline_alternatives()
         ) from error
     # Large models come wrapped to layer-normalise the waveform; the extractor does that itself.
-    model = model if isinstance(model, Wav2Vec2Model) else model.model
-    return model, {"source": "bundle", "bundle": bundle_name}
+    return model if isinstance(model, Wav2Vec2Model) else model.model
 
 
-def _from_checkpoint(ssl_cfg, bundle, bundle_name, arch):
-    if not ssl_cfg.checkpoint:
-        raise ConfigError("features.ssl.weights=checkpoint needs features.ssl.checkpoint=/path/model.pt")
-    path = Path(ssl_cfg.checkpoint).expanduser().resolve()
-    if not path.is_file():
-        raise SSLWeightsError(f"{path}: SSL checkpoint not found (features.ssl.checkpoint)")
+def _from_checkpoint(spec, bundle, bundle_name):
+    path = spec.path
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types for a non-checkpoint file
@@ -163,23 +191,19 @@ def _from_checkpoint(ssl_cfg, bundle, bundle_name, arch):
     if state and all(key.startswith("model.") for key in state):
         # Saved from bundle.get_model() of a large model: the wrapper prefixes every key.
         state = {key[len("model."):]: value for key, value in state.items()}
-    model = _factory(bundle)(**arch)
+    model = _factory(bundle)(**spec.arch)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
         raise SSLWeightsError(
             f"{path}: state dict does not match the torchaudio {bundle_name} architecture "
-            f"(features.ssl.model={ssl_cfg.model}): {error}"
+            f"(features.ssl.model={spec.model_name}): {error}"
         ) from error
-    return model, {"source": "checkpoint", "path": str(path), "sha256": _sha256(path)}
+    return model
 
 
-def _from_huggingface(ssl_cfg, bundle, bundle_name, arch):
-    if not ssl_cfg.huggingface_dir:
-        raise ConfigError("features.ssl.weights=huggingface needs features.ssl.huggingface_dir=/path")
-    folder = Path(ssl_cfg.huggingface_dir).expanduser().resolve()
-    if not folder.is_dir():
-        raise SSLWeightsError(f"{folder}: Hugging Face model folder not found (features.ssl.huggingface_dir)")
+def _from_huggingface(spec, bundle, bundle_name):
+    folder = spec.path
     try:
         from transformers import AutoModel
     except ImportError as error:
@@ -192,21 +216,19 @@ def _from_huggingface(ssl_cfg, bundle, bundle_name, arch):
         raise SSLWeightsError(f"{folder}: cannot load a Hugging Face model: {error}") from error
     from torchaudio.models.wav2vec2.utils import import_huggingface_model
 
-    model = import_huggingface_model(original)
-    return model, {"source": "huggingface", "path": str(folder), "sha256": _sha256_folder(folder)}
+    return import_huggingface_model(original)
 
 
-def _from_random(ssl_cfg, bundle, bundle_name, arch):
+def _from_random(spec, bundle, bundle_name):
     log.warning(
         "*** features.ssl.weights=random: %s has RANDOM weights (seed %d). Its features carry no "
         "speech knowledge; use this for tests and demos only. ***",
-        ssl_cfg.model,
+        spec.model_name,
         RANDOM_SEED,
     )
     with torch.random.fork_rng(devices=[]):  # reproducible without disturbing the caller's RNG
         torch.manual_seed(RANDOM_SEED)
-        model = _factory(bundle)(**arch)
-    return model, {"source": "random", "seed": RANDOM_SEED, "random": True, "arch": arch}
+        return _factory(bundle)(**spec.arch)
 
 
 def _sha256(path: Path) -> str:

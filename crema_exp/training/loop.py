@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from crema_exp.config import EMOTIONS
+from crema_exp.device import resolve_device
 from crema_exp.models import EmotionClassifier
 from crema_exp.training.augment import SpecAugment, per_utterance_cmvn
 from crema_exp.training.batching import Batch, BatchMaker
@@ -53,14 +54,6 @@ class TrainingResult:
     objective: float = math.nan
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("trainer.device=cuda but no CUDA device is available")
-    return torch.device(name)
-
-
 def class_weights(labels: np.ndarray) -> torch.Tensor:
     """Inverse class frequency, N / (C * n_c); a class absent from training gets weight 0."""
     counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(np.float64)
@@ -80,7 +73,7 @@ class Trainer:
     def __init__(self, cfg: DictConfig, data: TrainingData):
         self.cfg = cfg
         self.data = data
-        self.device = resolve_device(cfg.trainer.device)
+        self.device = resolve_device(cfg.trainer.device, "trainer.device")
         self.amp = bool(cfg.trainer.amp) and self.device.type == "cuda"
         reg = cfg.regularization
         self.cmvn = bool(reg.per_utterance_cmvn)
