@@ -23,22 +23,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
 from crema_exp.config import FeaturesConfig
+from crema_exp.data.integrity import reference_manifest
 from crema_exp.features.ssl import SSLExtractor
 from crema_exp.features.ssl_weights import RANDOM_SEED, build_architecture
 
-MANIFEST = Path("/work/shared/crema-d/audio_manifest.csv")
 WAV_HEADER_BYTES = 44
 BYTES_PER_SAMPLE = 2  # 16-bit mono at 16 kHz
 
 
 def sample_clips(count: int, seed: int) -> tuple[list[str], list[np.ndarray]]:
     """Random clips with the lengths of ``count`` CREMA-D files drawn from the official manifest."""
-    manifest = pd.read_csv(MANIFEST).sample(n=count, random_state=seed)
+    manifest = reference_manifest().sample(n=count, random_state=seed)
     rng = np.random.default_rng(seed)
     names = [Path(name).stem for name in manifest["file"]]
     lengths = (manifest["bytes"] - WAV_HEADER_BYTES) // BYTES_PER_SAMPLE

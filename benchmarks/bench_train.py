@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from crema_exp.data.integrity import reference_manifest
 from crema_exp.config import EMOTIONS, TrainConfig
 from crema_exp.features.store import FeatureStore
 from crema_exp.models import EmotionClassifier
@@ -36,13 +37,12 @@ from crema_exp.training.data import load_split
 from crema_exp.training.loop import Trainer, TrainingData
 from crema_exp.training.rdrop import classification_loss
 
-MANIFEST = Path(__file__).resolve().parents[1] / "../shared/crema-d/audio_manifest.csv"
 SHAPES = {"mel_prosody": (100.0, 243, "spectral"), "ssl": (50.0, 768, "layer_12")}
 LAYOUT = {"logmel": [0, 80], "delta": [80, 160], "delta_delta": [160, 240], "pitch": [240, 243]}
 
 
 def real_durations(count: int, seed: int) -> np.ndarray:
-    manifest = pd.read_csv(MANIFEST.resolve())
+    manifest = reference_manifest()
     durations = (manifest["bytes"].to_numpy() - 44) / 32000.0
     return np.random.default_rng(seed).choice(durations, size=count, replace=count > len(durations))
 
