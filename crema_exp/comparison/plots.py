@@ -29,7 +29,9 @@ def plot_param_effects(board: pd.DataFrame, path: Path) -> Path | None:
     """The objective against each swept parameter (numbers on an axis, other values as categories)."""
     metric, params = board.attrs["metric"], board.attrs["params"]
     scored = board[board[metric].notna()]
-    if not params or scored.empty:
+    # Only parameters that some scored run set (not e.g. a key only failed runs overrode).
+    params = [param for param in params if (scored[param] != "").any()]
+    if not params:
         return None
     cols = min(3, len(params))
     rows = math.ceil(len(params) / cols)
