@@ -11,7 +11,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from crema_exp.config import TrainConfig
-from crema_exp.features import precompute
+from crema_exp.data import load_audio
+from crema_exp.features import parts, precompute
 from crema_exp.features.normalisation import RunningMoments
 from crema_exp.features.precompute import ensure_store
 from crema_exp.features.recommendations import recommended_settings
@@ -36,7 +37,7 @@ def corpus(tmp_path, monkeypatch):
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(precompute, "CHUNK_MAX_CLIPS", 3)
+    monkeypatch.setattr(parts, "CHUNK_MAX_CLIPS", 3)
 
 
 def test_layout_is_packed_contiguous_and_matches_the_extractor(tmp_path, corpus, small_chunks):
@@ -51,7 +52,7 @@ def test_layout_is_packed_contiguous_and_matches_the_extractor(tmp_path, corpus,
         expected = corpus.manifest[corpus.manifest["split"] == split]
         assert sorted(index["clip_id"]) == sorted(expected["clip_id"])
         row = index.iloc[-1]
-        wave = precompute.load_audio(expected.set_index("clip_id").loc[row.clip_id, "path"])
+        wave = load_audio(expected.set_index("clip_id").loc[row.clip_id, "path"])
         np.testing.assert_array_equal(
             features[row.offset: row.offset + row.length],
             reference.extract(wave)["spectral"].astype(np.float16))
@@ -133,7 +134,7 @@ def test_crash_during_consolidation_resumes_without_extraction(tmp_path, corpus,
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(precompute, "_write_side_files", crash)
+        patch.setattr(precompute, "write_side_files", crash)
         with pytest.raises(KeyboardInterrupt):
             ensure_store(make_cfg(tmp_path), FakeExtractor())
     resumed_extractor = FakeExtractor()
