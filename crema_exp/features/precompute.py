@@ -53,7 +53,7 @@ FORMAT_VERSION = 1
 
 
 def make_extractor(features_cfg: DictConfig):
-    """The extractor for ``features.kind`` (building the SSL one loads its weights)."""
+    """The extractor for ``features.kind`` (an SSL one loads its weights only when it first extracts)."""
     if features_cfg.kind == "ssl":
         from crema_exp.features.ssl import SSLExtractor
 
