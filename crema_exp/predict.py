@@ -44,11 +44,15 @@ def build_extractor(predictor: Predictor):
     features_cfg = OmegaConf.merge(OmegaConf.structured(FeaturesConfig), predictor.features)
     extractor = make_extractor(features_cfg)
     if features_cfg.kind == "ssl":
-        trained_on = {k: v for k, v in (predictor.weights or {}).items() if k != "random"}
-        if extractor.weights_identity != trained_on:
+        # The store adds a "random" flag to every identity; random identities carry it already.
+        now, trained_on = (
+            {k: v for k, v in (identity or {}).items() if k != "random"}
+            for identity in (extractor.weights_identity, predictor.weights)
+        )
+        if now != trained_on:
             raise ValueError(
-                f"SSL weights differ from those the model was trained on: now "
-                f"{extractor.weights_identity}, checkpoint {trained_on}"
+                f"SSL weights differ from those the model was trained on: now {now}, "
+                f"checkpoint {trained_on}"
             )
     return features_cfg, extractor
 

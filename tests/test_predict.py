@@ -66,3 +66,37 @@ def test_bad_checkpoint_or_inputs_are_named_in_the_error(checkpoint, tmp_path, c
         predict(bogus, clips, device="cpu")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         predict(checkpoint, tmp_path / "nowhere", device="cpu")
+
+
+TINY_SSL = ["features.kind=ssl", "features.ssl.model=wavlm_base", "features.ssl.weights=random",
+            "features.ssl.arch_overrides={encoder_num_layers: 2, encoder_embed_dim: 64, "
+            "encoder_num_heads: 4, encoder_ff_interm_features: 128}"]
+
+
+def _ssl_checkpoint(path, weights_overrides=()):
+    """A checkpoint of a model trained on layer 2 of a tiny random-weights WavLM."""
+    from crema_exp.features.ssl import SSLExtractor
+
+    cfg = tiny_train_config(TINY_SSL + list(weights_overrides))
+    resolve_settings(cfg, {})
+    extractor = SSLExtractor(cfg.features)
+    torch.manual_seed(0)
+    model = EmotionClassifier(extractor.dim, cfg.model)
+    save_checkpoint(path, model, cfg=cfg, stream="layer_02", mean=np.zeros(extractor.dim, np.float32),
+                    var=np.ones(extractor.dim, np.float32),
+                    weights={**extractor.weights_identity, "random": True}, layout=None, epoch=1,
+                    validation={})
+    return path
+
+
+def test_ssl_checkpoint_predicts_with_the_same_weights_and_refuses_others(tmp_path, clips):
+    checkpoint = _ssl_checkpoint(tmp_path / "ssl.pt")
+    predictions, skipped = predict(checkpoint, clips, device="cpu", batch_size=2)
+    assert len(predictions) == 3 and len(skipped) == 1
+
+    other = _ssl_checkpoint(tmp_path / "other.pt", ["features.ssl.model=hubert_base"])
+    saved = torch.load(other, weights_only=False)
+    saved["features"]["ssl"]["model"] = "wavlm_base"  # features config says WavLM, weights HuBERT
+    torch.save(saved, other)
+    with pytest.raises(ValueError, match="SSL weights differ"):
+        predict(other, clips, device="cpu", batch_size=2)
