@@ -11,7 +11,6 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -111,7 +110,7 @@ class Trainer:
             probabilities=torch.softmax(logits, dim=1).numpy(),
         )
 
-    def fit(self, on_epoch: Callable[[dict], None] | None = None) -> TrainingResult:
+    def fit(self) -> TrainingResult:
         cfg, reg, trainer_cfg = self.cfg, self.cfg.regularization, self.cfg.trainer
         torch.manual_seed(trainer_cfg.seed)
         rng = np.random.default_rng(trainer_cfg.seed)
@@ -174,8 +173,6 @@ class Trainer:
                 "epoch %d  train_loss %.4f  val_loss %.4f  val_wa %.4f  val_uar %.4f  (%.1fs)",
                 epoch, row["train_loss"], row["val_loss"], row["val_wa"], row["val_uar"], row["time_s"],
             )
-            if on_epoch is not None:
-                on_epoch(row)
             if is_better(metric, row[metric], best_value):
                 best_value, stale = row[metric], 0
                 best_state = copy.deepcopy(averager.evaluated.state_dict())
