@@ -79,7 +79,8 @@ FULL_TRAIN_CLIPS, FULL_VALIDATION_CLIPS = 5200, 1116
 def real_lengths(count: int, kind: str, seed: int) -> np.ndarray:
     """Frame counts of ``count`` clips whose durations are drawn from the CREMA-D files."""
     durations = (reference_manifest()["bytes"].to_numpy() - 44) / 32000.0
-    drawn = np.random.default_rng(seed).choice(durations, size=count, replace=count > len(durations))
+    rng = np.random.default_rng(seed)
+    drawn = rng.choice(durations, size=count, replace=count > len(durations))
     return np.maximum(1, np.round(drawn * SHAPES[kind][0])).astype(np.int64)
 
 
@@ -150,7 +151,8 @@ class PackedGRUClassifier(nn.Module):
     def __init__(self, input_dim: int, cfg: ModelConfig):
         super().__init__()
         width = 2 * cfg.hidden_size
-        self.projection = nn.Sequential(nn.LayerNorm(input_dim), nn.Linear(input_dim, cfg.hidden_size))
+        self.projection = nn.Sequential(nn.LayerNorm(input_dim),
+                                        nn.Linear(input_dim, cfg.hidden_size))
         self.gru = nn.GRU(cfg.hidden_size, cfg.hidden_size, num_layers=cfg.num_layers,
                           batch_first=True, bidirectional=True,
                           dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
@@ -166,7 +168,8 @@ class PackedGRUClassifier(nn.Module):
         encoded, _ = self.gru(packed._replace(data=self.projection(packed.data)))
         encoded, lengths = pad_packed_sequence(encoded, batch_first=True)
         mask = padding_mask(lengths, encoded.size(1))
-        encoded = self.transformer(encoded, src_key_padding_mask=mask).masked_fill(mask[..., None], 0)
+        encoded = self.transformer(encoded, src_key_padding_mask=mask)
+        encoded = encoded.masked_fill(mask[..., None], 0.0)
         return self.head(self.pooling(encoded, lengths))
 
 
@@ -239,7 +242,8 @@ def compare(kind: str, alpha: float, args) -> dict:
                         model, x, n, y, criterion, alpha).loss
                 else:
                     model, batches = PackedGRUClassifier(dim, cfg.model), naive(repeat)
-                    loss_of = lambda x, n, y: naive_loss(model, x, y, criterion, alpha)  # noqa: E731
+                    loss_of = lambda x, n, y: naive_loss(  # noqa: E731
+                        model, x, y, criterion, alpha)
                 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
                 timed_steps(batches, loss_of, model, optimizer, 2)  # warm-up
                 total, data, clips, frames = timed_steps(batches, loss_of, model, optimizer,
@@ -259,7 +263,8 @@ def compare(kind: str, alpha: float, args) -> dict:
 def evenly_spaced(batches: list[np.ndarray], lengths: np.ndarray, count: int) -> list[np.ndarray]:
     """``count`` batches at evenly spaced ranks of padded size (clips x longest clip)."""
     ranked = sorted(batches, key=lambda b: len(b) * lengths[b].max())
-    picks = np.unique(np.round(np.linspace(0, len(ranked) - 1, min(count, len(ranked)))).astype(int))
+    ranks = np.linspace(0, len(ranked) - 1, min(count, len(ranked)))
+    picks = np.unique(np.round(ranks).astype(int))
     return [ranked[i] for i in picks]
 
 
@@ -288,8 +293,9 @@ def estimate_epoch(kind: str, args) -> dict:
 
     train, train_local = sampled_split("train", train_lengths, train_sample, 1)
     validation, val_local = sampled_split("validation", val_lengths, val_sample, 2)
+    layout = LAYOUT if kind != "ssl" else None
     trainer = Trainer(cfg, TrainingData(train, validation, validation, np.zeros(dim, np.float32),
-                                        np.ones(dim, np.float32), LAYOUT if kind != "ssl" else None))
+                                        np.ones(dim, np.float32), layout))
     torch.manual_seed(0)
     model = EmotionClassifier(dim, cfg.model)
     averager = WeightAverager(model, reg.ema_decay)

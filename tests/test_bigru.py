@@ -41,7 +41,8 @@ def test_outputs_and_gradients_equal_the_packed_gru(num_layers):
         inputs = frames.clone().requires_grad_()
         outputs = run(gru, inputs, lengths)
         (outputs * target).sum().backward()
-        results.append((outputs.detach(), inputs.grad, {n: p.grad for n, p in gru.named_parameters()}))
+        grads = {name: p.grad for name, p in gru.named_parameters()}
+        results.append((outputs.detach(), inputs.grad, grads))
 
     (expected, expected_input_grad, expected_grads), (actual, input_grad, grads) = results
     torch.testing.assert_close(actual, expected, **TOLERANCE)
@@ -60,7 +61,8 @@ def test_inter_layer_dropout_is_applied_in_training_only():
     torch.testing.assert_close(padded_bigru(gru, frames, lengths),
                                packed_reference(gru, frames, lengths), **TOLERANCE)
     gru.train()
-    assert not torch.allclose(padded_bigru(gru, frames, lengths), padded_bigru(gru, frames, lengths))
+    first, second = padded_bigru(gru, frames, lengths), padded_bigru(gru, frames, lengths)
+    assert not torch.allclose(first, second)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
