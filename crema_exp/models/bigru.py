@@ -45,7 +45,8 @@ def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -> to
     """Right-padded [B, T, input] + lengths -> [B, T, 2*hidden], zeros on padding.
 
     Equal to ``gru`` (bidirectional, batch_first) over ``pack_padded_sequence(frames, lengths)``,
-    padded back to T, including the inter-layer dropout nn.GRU applies in training.
+    padded back to T. In training, dropout between layers is applied as nn.GRU applies it (same
+    rate, same places; the random masks themselves differ).
     """
     if not (gru.bidirectional and gru.batch_first) or gru.proj_size:
         raise ValueError("padded_bigru needs a bidirectional, batch_first nn.GRU")
