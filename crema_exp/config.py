@@ -152,7 +152,7 @@ class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # mixed precision, used on GPU only
     optimized_metric: str = "val_uar"  # val_uar | val_wa | val_macro_f1 | val_loss
-    num_threads: Optional[int] = None  # torch CPU threads; null = torch's default
+    num_threads: Optional[int] = None  # torch CPU threads; null = cores // trials running at once
 
 
 @dataclass

@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -23,6 +22,7 @@ from crema_exp.training.data import load_training_data
 from crema_exp.training.loop import Trainer
 from crema_exp.sweeps import register_sweeper_plugin
 from crema_exp.training.settings import disable_spec_augment_without_layout, resolve_settings
+from crema_exp.training.threads import configure_threads
 
 register_configs()
 register_sweeper_plugin()  # so that `-m hparams_search=...` finds our Optuna sweeper
@@ -37,8 +37,7 @@ RANDOM_WEIGHTS_WARNING = (
 def train(cfg: DictConfig, run_dir: Path) -> float:
     """One training run in ``run_dir``; returns trainer.optimized_metric at the best epoch."""
     validate(cfg)
-    if cfg.trainer.num_threads is not None:
-        torch.set_num_threads(cfg.trainer.num_threads)
+    configure_threads(cfg.trainer.num_threads)
     store = ensure_store(cfg)
     stream = store.stream_name(cfg.features)
     log.info("feature store %s, stream %s", store.root, stream)

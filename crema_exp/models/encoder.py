@@ -1,16 +1,17 @@
-"""Frame encoder: input projection, packed BiGRU, light Transformer.
+"""Frame encoder: input projection, BiGRU, light Transformer.
 
-Padding never enters the GRU (sequences are packed by true length) and the Transformer ignores it
-through its key padding mask, so a clip's encoding does not depend on what it is batched with.
+Padding never reaches a valid GRU output (models/bigru.py: packed on CUDA, an exactly equal padded
+scheme on CPU) and the Transformer ignores it through its key padding mask, so a clip's encoding
+does not depend on what it is batched with.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from crema_exp.config import ModelConfig
+from crema_exp.models.bigru import padded_bigru
 
 
 def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -51,12 +52,7 @@ class SequenceEncoder(nn.Module):
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         max_len = frames.size(1)
-        projected = self.projection(frames)
-        packed = pack_padded_sequence(
-            projected, lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        encoded, _ = self.gru(packed)
-        encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=max_len)
+        encoded = padded_bigru(self.gru, self.projection(frames), lengths)
         if self.transformer is not None:
             mask = padding_mask(lengths.to(frames.device), max_len)
             encoded = self.transformer(encoded, src_key_padding_mask=mask)

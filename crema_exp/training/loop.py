@@ -27,6 +27,7 @@ from crema_exp.training.data import SplitData, TrainingData
 from crema_exp.training.ema import WeightAverager
 from crema_exp.training.metrics import summary_metrics
 from crema_exp.training.optim import build_optimizer, build_scheduler
+from crema_exp.training.progress import EpochProgress
 from crema_exp.training.rdrop import classification_loss
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class Trainer:
             lr = optimizer.param_groups[0]["lr"]
             model.train()
             total_loss, seen = 0.0, 0
+            progress = EpochProgress(epoch, steps_per_epoch, len(train))
             for batch in self.batches.iterate(train, trainer_cfg.batch_size, rng):
                 with torch.autocast(self.device.type, enabled=self.amp):
                     parts = classification_loss(
@@ -156,6 +158,8 @@ class Trainer:
                 averager.update()
                 total_loss += loss * len(batch.indices)
                 seen += len(batch.indices)
+                progress.update(len(batch.indices))
+            progress.close()
 
             validation = self.evaluate(averager.evaluated, self.data.validation)
             if not math.isfinite(validation.loss):

@@ -1,0 +1,69 @@
+"""A bidirectional nn.GRU over a right-padded batch, exact without PackedSequence on CPU.
+
+torch's CPU GRU over a packed batch zero-fills a gradient as large as the whole packed input at
+every time step of its backward pass, so a step costs O(T^2). Padding after each clip's last frame
+cannot reach that clip's earlier outputs in the forward direction, so that direction runs on the
+padded batch as it is. The backward direction runs on each clip reversed within its own length
+(padding again after the valid frames) and its outputs are reversed back. Padded outputs are set to
+zero, so the result (and every gradient) equals the packed GRU's. On CUDA, cuDNN takes packed
+batches natively and stays on the packed path.
+
+The parameters are those of the given nn.GRU (same state-dict names either way).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+def reverse_within_lengths(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """[B, T, D] -> each clip's first ``length`` frames in reverse order, padding left in place.
+
+    Applying it twice gives the input back.
+    """
+    steps = torch.arange(frames.size(1), device=frames.device)
+    lengths = lengths.to(frames.device)[:, None]
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)
+    return frames.gather(1, index[..., None].expand_as(frames))
+
+
+def _one_direction(gru: nn.GRU, inputs: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
+    """One layer, one direction of ``gru`` over [B, T, D] (the op nn.GRU.forward itself calls)."""
+    names = [f"weight_ih_l{layer}{suffix}", f"weight_hh_l{layer}{suffix}"]
+    if gru.bias:
+        names += [f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"]
+    initial = inputs.new_zeros(1, inputs.size(0), gru.hidden_size)
+    outputs, _ = torch.gru(inputs, initial, [getattr(gru, n) for n in names], gru.bias, 1, 0.0,
+                           gru.training, False, True)
+    return outputs
+
+
+def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Right-padded [B, T, input] + lengths -> [B, T, 2*hidden], zeros on padding.
+
+    Equal to ``gru`` (bidirectional, batch_first) over ``pack_padded_sequence(frames, lengths)``,
+    padded back to T. In training, dropout between layers is applied as nn.GRU applies it (same
+    rate, same places; the random masks themselves differ).
+    """
+    if not (gru.bidirectional and gru.batch_first) or gru.proj_size:
+        raise ValueError("padded_bigru needs a bidirectional, batch_first nn.GRU")
+    if frames.is_cuda:
+        packed = pack_padded_sequence(frames, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        encoded, _ = pad_packed_sequence(gru(packed)[0], batch_first=True,
+                                         total_length=frames.size(1))
+        return encoded
+    padded = torch.arange(frames.size(1))[None, :] >= lengths.cpu()[:, None]
+    layer_input = frames
+    for layer in range(gru.num_layers):
+        if layer > 0 and gru.dropout > 0:
+            layer_input = F.dropout(layer_input, gru.dropout, gru.training)
+        forward = _one_direction(gru, layer_input, layer, "")
+        backward = reverse_within_lengths(
+            _one_direction(gru, reverse_within_lengths(layer_input, lengths), layer, "_reverse"),
+            lengths,
+        )
+        layer_input = torch.cat([forward, backward], dim=-1).masked_fill(padded[..., None], 0.0)
+    return layer_input
