@@ -39,20 +39,21 @@ def composed(overrides):
 @pytest.fixture
 def toy_store(tmp_path, monkeypatch):
     def make(**kwargs):
-        store = write_toy_store(tmp_path / "store", **kwargs)
-        monkeypatch.setattr(train_job, "ensure_store", lambda cfg: store)
-        return store
+        view = write_toy_store(tmp_path / "store", **kwargs)
+        monkeypatch.setattr(train_job, "prepare_features", lambda cfg: view)
+        return view
     return make
 
 
 def test_run_writes_every_artefact_and_the_checkpoint_predicts_alone(toy_store, tmp_path):
-    store = toy_store(recommended={"regularization.rdrop_alpha": 0.2, "trainer.batch_size": 16,
-                                   "regularization.per_utterance_cmvn": True},
-                      weights={"random": True, "seed": 0})
+    view = toy_store(weights={"random": True, "seed": 0})
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    objective = train_job.run_job(composed(["trainer.epochs=3", "regularization.ema_decay=0.9"]),
-                                  run_dir)
+    recommended = ["features.recommended.regularization.rdrop_alpha=0.2",
+                   "features.recommended.trainer.batch_size=16",
+                   "features.recommended.regularization.per_utterance_cmvn=true"]
+    objective = train_job.run_job(
+        composed(["trainer.epochs=3", "regularization.ema_decay=0.9", *recommended]), run_dir)
 
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(RUN_FILES)
     status = json.loads((run_dir / "status.json").read_text())
@@ -66,16 +67,20 @@ def test_run_writes_every_artefact_and_the_checkpoint_predicts_alone(toy_store, 
     test_metrics = json.loads((run_dir / "test_metrics.json").read_text())
     assert test_metrics["val_uar"] == pytest.approx(objective)
     assert test_metrics["num_clips"] == 36 and "RANDOMLY" in test_metrics["warnings"][0]
+    assert test_metrics["features"]["view"] == str(view.root)
+    assert test_metrics["features"]["split"]["fold"] is None
+    assert test_metrics["features"]["clips"] == {"train": 96, "validation": 36, "test": 36}
     report = json.loads((run_dir / "classification_report.json").read_text())
     assert report["anger"]["support"] == 6
 
     # best_model.pt alone (normalisation + CMVN + weights) reproduces the run's test predictions
     predictor = load_checkpoint(run_dir / "best_model.pt")
     assert predictor.labels == ["anger", "disgust", "fear", "happy", "neutral", "sad"]
-    assert predictor.per_utterance_cmvn is True
+    assert predictor.transform.per_utterance_cmvn is True
+    np.testing.assert_array_equal(predictor.transform.mean, view.normalisation("spectral")[0])
     assert predictor.checkpoint["config"]["regularization"]["rdrop_alpha"] == 0.2
-    frames, index = store.read("test", "spectral")
-    clips = [np.asarray(frames[o : o + n], np.float32) for o, n in zip(index.offset, index.length)]
+    frames, index = view.store.read("spectral"), view.split("test")
+    clips = [np.asarray(frames[o : o + n]) for o, n in zip(index.offset, index.length)]
     probabilities = classify(predictor, clips, torch.device("cpu"))
     expected = pd.read_csv(run_dir / "test_predictions.csv")
     assert [predictor.labels[i] for i in probabilities.argmax(1)] == expected["predicted"].tolist()
@@ -114,9 +119,10 @@ def test_end_to_end_train_then_predict_on_the_demo_corpus(tmp_path):
     assert test_metrics["uar"] > 0.3
 
     # predict from best_model.pt alone, on the test clips' audio files
-    store_root = Path(test_metrics["feature_store"])
-    manifest = pd.read_csv(store_root / "manifest.csv")
-    test_clips = manifest[manifest["split"] == "test"]
+    view_splits = pd.read_csv(Path(test_metrics["features"]["view"]) / "splits.csv")
+    manifest = pd.read_csv(Path(test_metrics["feature_store"]) / "manifest.csv")
+    test_ids = view_splits.loc[view_splits["split"] == "test", "clip_id"]
+    test_clips = manifest[manifest["clip_id"].isin(test_ids)]
     clip_dir = tmp_path / "test_clips"
     clip_dir.mkdir()
     for path in test_clips["path"]:
