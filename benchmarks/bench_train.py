@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from crema_exp.data.integrity import reference_manifest
 from crema_exp.config import EMOTIONS, TrainConfig
 from crema_exp.features.store import FeatureStore
+from crema_exp.features.views import FeatureView
 from crema_exp.models import EmotionClassifier
 from crema_exp.training.data import load_split
 from crema_exp.training.loop import Trainer, TrainingData
@@ -47,30 +48,28 @@ def real_durations(count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).choice(durations, size=count, replace=count > len(durations))
 
 
-def write_store(root: Path, kind: str, lengths: np.ndarray, seed: int) -> FeatureStore:
-    """A one-split store in the documented layout, plus one .pt per clip for the naive pipeline."""
+def write_store(root: Path, kind: str, lengths: np.ndarray, seed: int) -> FeatureView:
+    """A store in the documented layout seen as one training split, plus one .pt per clip for
+    the naive pipeline."""
     frame_rate, dim, stream = SHAPES[kind]
     rng = np.random.default_rng(seed)
-    (root / "train").mkdir(parents=True)
-    (root / "per_clip").mkdir()
+    (root / "per_clip").mkdir(parents=True)
     frames = rng.standard_normal((int(lengths.sum()), dim), dtype=np.float32).astype(np.float16)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     labels = np.arange(len(lengths)) % len(EMOTIONS)
-    np.save(root / "train" / f"{stream}.npy", frames)
-    pd.DataFrame({"clip_id": [f"clip{i:05d}" for i in range(len(lengths))], "offset": offsets,
-                  "length": lengths, "emotion": [EMOTIONS[c] for c in labels],
-                  "actor": 1001}).to_csv(root / "train" / "index.csv", index=False)
+    np.save(root / f"{stream}.npy", frames)
+    index = pd.DataFrame({"clip_id": [f"clip{i:05d}" for i in range(len(lengths))],
+                          "offset": offsets, "length": lengths})
+    index.to_csv(root / "index.csv", index=False)
     for i, (o, n) in enumerate(zip(offsets, lengths)):
         torch.save({"features": torch.from_numpy(frames[o:o + n].astype(np.float32)),
                     "label": int(labels[i])}, root / "per_clip" / f"clip{i:05d}.pt")
-    np.savez(root / "normalisation.npz", **{f"{stream}.mean": np.zeros(dim, np.float32),
-                                            f"{stream}.var": np.ones(dim, np.float32),
-                                            f"{stream}.count": np.int64(len(frames))})
     layout = LAYOUT if kind != "ssl" else None
     (root / "metadata.json").write_text(json.dumps({
-        "kind": kind, "corpus": {"splits": ["train"]}, "recommended": {}, "weights": {},
+        "key": "bench", "kind": kind, "weights": {},
         "streams": {stream: {"dim": dim, "frame_rate": frame_rate, "layout": layout}}}))
-    return FeatureStore(root)
+    clips = index.assign(emotion=[EMOTIONS[c] for c in labels], actor=1001, split="train")
+    return FeatureView(FeatureStore(root), "bench", clips, {})
 
 
 class PerClipFiles(Dataset):
@@ -138,11 +137,11 @@ def main() -> None:
         f"regularization.per_utterance_cmvn={args.kind != 'ssl'}",
         f"regularization.spec_augment.enabled={args.kind != 'ssl'}"]))
     with tempfile.TemporaryDirectory() as tmp:
-        store = write_store(Path(tmp) / "store", args.kind, lengths, seed=0)
-        split = load_split(store, "train", stream)
-        mean, var = store.normalisation(stream)
-        trainer = Trainer(cfg, TrainingData(split, split, split, mean, var,
-                                            store.metadata["streams"][stream]["layout"]))
+        view = write_store(Path(tmp) / "store", args.kind, lengths, seed=0)
+        split = load_split(view, "train", stream)
+        mean, var = view.normalisation(stream)
+        trainer = Trainer(cfg, TrainingData(split, split, split, stream, mean, var,
+                                            view.store.metadata["streams"][stream]["layout"]))
         naive_data = PerClipFiles(Path(tmp) / "store" / "per_clip", torch.from_numpy(mean),
                                   torch.from_numpy(var))
 
