@@ -15,6 +15,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from crema_exp import run_files
 from crema_exp.config import register_configs, validate
 from crema_exp.features.views import prepare_features
 from crema_exp.atomic import atomic_write, write_json_atomic
@@ -52,8 +53,8 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     resolved = resolve_settings(cfg, recommended_settings(cfg.features))
     layout = store.metadata["streams"][stream].get("layout")
     disable_spec_augment_without_layout(cfg, resolved, stream, layout)
-    write_json_atomic(run_dir / "resolved_settings.json", resolved)
-    with atomic_write(run_dir / "resolved_config.yaml", "w") as f:
+    write_json_atomic(run_dir / run_files.RESOLVED_SETTINGS, resolved)
+    with atomic_write(run_dir / run_files.RESOLVED_CONFIG, "w") as f:
         f.write(OmegaConf.to_yaml(cfg, resolve=True))
 
     warnings = []
@@ -68,7 +69,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     result = Trainer(cfg, data).fit()
 
     save_checkpoint(
-        run_dir / "best_model.pt", result.model, cfg=cfg, transform=result.transform,
+        run_dir / run_files.BEST_MODEL, result.model, cfg=cfg, transform=result.transform,
         weights=weights, epoch=result.best_epoch,
         validation={"val_loss": result.best_validation.loss,
                     **{f"val_{k}": v for k, v in result.best_validation.metrics.items()}},

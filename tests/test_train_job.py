@@ -14,26 +14,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-
 import crema_exp.train as train_job
+from crema_exp import run_files
+from conftest import TINY_TRAIN, compose_job
 from _helpers_training import write_toy_store
 from crema_exp.predict import classify
 from crema_exp.training.checkpoint import load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["features=mel_prosody", "model.hidden_size=16", "model.attention_heads=2",
-        "model.attention_hidden=16", "model.transformer_heads=2", "model.transformer_ffn=32",
-        "trainer.device=cpu", "trainer.num_threads=1", "optimizer.lr=0.005"]
-RUN_FILES = ["status.json", "resolved_settings.json", "resolved_config.yaml", "history.json",
-             "metrics.csv", "test_metrics.json", "test_predictions.csv",
-             "classification_report.json", "confusion_matrix.png", "training_curves.png",
-             "best_model.pt"]
+TINY = TINY_TRAIN
+RUN_FILES = [run_files.STATUS, run_files.RESOLVED_SETTINGS, run_files.RESOLVED_CONFIG,
+             run_files.HISTORY, run_files.METRICS, run_files.TEST_METRICS,
+             run_files.TEST_PREDICTIONS, run_files.CLASSIFICATION_REPORT,
+             run_files.CONFUSION_MATRIX, run_files.TRAINING_CURVES, run_files.BEST_MODEL]
 
 
 def composed(overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="train", overrides=TINY + overrides)
+    return compose_job("train", TINY + overrides)
 
 
 @pytest.fixture

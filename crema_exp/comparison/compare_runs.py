@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crema_exp import run_files
 from crema_exp.comparison.importance import param_importances
 from crema_exp.comparison.leaderboard import (
     build_leaderboard,
@@ -76,7 +77,7 @@ def _write(result: Comparison, top_k: int) -> None:
         f"Validation curves of the top {len(top_runs)}":
             plot_validation_curves(top_runs, metric, out / "validation_curves.png"),
         f"Confusion matrix (test) of the best run, {best.name}":
-            _existing(best.path / "confusion_matrix.png"),
+            _existing(best.path / run_files.CONFUSION_MATRIX),
     }
     repetitions = {"Repetitions (mean ± std over trainer.seed / data.fold)": result.groups}
     leaderboard = {f"Leaderboard (ranked by {metric})": board}

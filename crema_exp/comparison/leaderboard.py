@@ -7,15 +7,12 @@ import math
 import pandas as pd
 
 from crema_exp.comparison.runs import Run
+from crema_exp.training.metrics import lower_is_better
 
 VALIDATION_METRICS = ("val_uar", "val_wa", "val_macro_f1", "val_loss")
 SCORES = ("wa", "uar", "macro_f1")
 # Runs that differ only in these keys are repetitions of one configuration.
 REPETITION_KEYS = ("trainer.seed", "data.fold")
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric.endswith("loss")
 
 
 def swept_params(runs: list[Run]) -> list[str]:

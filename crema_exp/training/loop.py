@@ -26,7 +26,7 @@ from crema_exp.training.batching import Batch, BatchMaker
 from crema_exp.training.data import SplitData, TrainingData
 from crema_exp.training.ema import WeightAverager
 from crema_exp.training.input_transform import InputTransform
-from crema_exp.training.metrics import summary_metrics
+from crema_exp.training.metrics import lower_is_better, summary_metrics
 from crema_exp.training.optim import build_optimizer, build_scheduler
 from crema_exp.training.rdrop import classification_loss
 
@@ -65,7 +65,7 @@ def class_weights(labels: np.ndarray) -> torch.Tensor:
 def is_better(metric: str, value: float, best: float | None) -> bool:
     if best is None:
         return True
-    return value < best if metric == "val_loss" else value > best
+    return value < best if lower_is_better(metric) else value > best
 
 
 class Trainer:
