@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from crema_exp.config import ConfigError, TrainConfig
 from crema_exp.data import load_audio
-from crema_exp.features import parts, precompute
+from crema_exp.features import parts, precompute, views
 from crema_exp.features.normalisation import RunningMoments
 from crema_exp.features.precompute import ensure_store
 from crema_exp.features.store import FeatureStore, StoreError
@@ -80,7 +80,8 @@ def test_old_format_store_is_ignored_not_misread(tmp_path, corpus, monkeypatch):
     assert new.root != old.root and extractor.calls == len(corpus.manifest)
 
 
-def test_view_normalisation_comes_from_its_train_frames_only(tmp_path, corpus):
+def test_view_normalisation_comes_from_its_train_frames_only(tmp_path, corpus, monkeypatch):
+    monkeypatch.setattr(views, "_BLOCK_FRAMES", 7)  # statistics merged over many small reads
     cfg = make_cfg(tmp_path)
     store = ensure_store(cfg, FakeExtractor())
     view = ensure_view(store, corpus.manifest, cfg.data)
