@@ -52,6 +52,7 @@ from torch.utils.data import DataLoader, Dataset
 from crema_exp.config import EMOTIONS, ModelConfig, TrainConfig
 from crema_exp.data.integrity import reference_manifest
 from crema_exp.features.store import FeatureStore
+from crema_exp.features.views import FeatureView
 from crema_exp.models import EmotionClassifier
 from crema_exp.models.encoder import padding_mask
 from crema_exp.models.pooling import AttentiveStatisticsPooling
@@ -64,7 +65,7 @@ from crema_exp.training.rdrop import classification_loss, symmetric_kl
 
 SHAPES = {"mel_prosody": (100.0, 243, "spectral"), "ssl": (50.0, 768, "layer_12")}
 LAYOUT = {"logmel": [0, 80], "delta": [80, 160], "delta_delta": [160, 240], "pitch": [240, 243]}
-# The recipes' recommended settings (crema_exp/features/recommendations.py), default model.
+# The recipes' recommended settings (conf/features/<kind>.yaml `recommended`), default model.
 RECIPES = {
     "mel_prosody": ["trainer.batch_size=32", "regularization.rdrop_alpha=0.5",
                     "regularization.ema_decay=0.995", "regularization.per_utterance_cmvn=true",
@@ -101,27 +102,24 @@ def train_config(kind: str, overrides: list[str]) -> TrainConfig:
 
 # ------------------------------------------------------------------------------ naive pipeline
 
-def write_store(root: Path, kind: str, lengths: np.ndarray, seed: int) -> FeatureStore:
-    """A one-split store in the documented layout, plus one .pt per clip for the naive pipeline."""
+def write_store(root: Path, kind: str, lengths: np.ndarray, seed: int) -> FeatureView:
+    """A store in the documented layout seen as one training split, plus one .pt per clip for
+    the naive pipeline."""
     frame_rate, dim, stream = SHAPES[kind]
     split = random_split("train", lengths, dim, seed)
-    (root / "train").mkdir(parents=True)
-    (root / "per_clip").mkdir()
-    np.save(root / "train" / f"{stream}.npy", split.frames.numpy())
-    pd.DataFrame({"clip_id": split.clip_ids, "offset": split.offsets, "length": lengths,
-                  "emotion": [EMOTIONS[c] for c in split.labels],
-                  "actor": 1001}).to_csv(root / "train" / "index.csv", index=False)
+    (root / "per_clip").mkdir(parents=True)
+    np.save(root / f"{stream}.npy", split.frames.numpy())
+    index = pd.DataFrame({"clip_id": split.clip_ids, "offset": split.offsets, "length": lengths})
+    index.to_csv(root / "index.csv", index=False)
     for clip_id, o, n, label in zip(split.clip_ids, split.offsets, lengths, split.labels):
         torch.save({"features": split.frames[o:o + n].float(), "label": int(label)},
                    root / "per_clip" / f"{clip_id}.pt")
-    np.savez(root / "normalisation.npz", **{f"{stream}.mean": np.zeros(dim, np.float32),
-                                            f"{stream}.var": np.ones(dim, np.float32),
-                                            f"{stream}.count": np.int64(len(split.frames))})
     (root / "metadata.json").write_text(json.dumps({
-        "kind": kind, "corpus": {"splits": ["train"]}, "recommended": {}, "weights": {},
+        "key": "bench", "kind": kind, "weights": {},
         "streams": {stream: {"dim": dim, "frame_rate": frame_rate,
                              "layout": LAYOUT if kind != "ssl" else None}}}))
-    return FeatureStore(root)
+    clips = index.assign(emotion=[EMOTIONS[c] for c in split.labels], actor=1001, split="train")
+    return FeatureView(FeatureStore(root), "bench", clips, {})
 
 
 class PerClipFiles(Dataset):
@@ -212,11 +210,11 @@ def compare(kind: str, alpha: float, args) -> dict:
                               f"regularization.spec_augment.enabled={kind != 'ssl'}"])
     criterion = nn.CrossEntropyLoss()
     with tempfile.TemporaryDirectory() as tmp:
-        store = write_store(Path(tmp) / "store", kind, lengths, seed=0)
-        split = load_split(store, "train", stream)
-        mean, var = store.normalisation(stream)
-        trainer = Trainer(cfg, TrainingData(split, split, split, mean, var,
-                                            store.metadata["streams"][stream]["layout"]))
+        view = write_store(Path(tmp) / "store", kind, lengths, seed=0)
+        split = load_split(view, "train", stream)
+        mean, var = view.normalisation(stream)
+        trainer = Trainer(cfg, TrainingData(split, split, split, stream, mean, var,
+                                            view.store.metadata["streams"][stream]["layout"]))
         per_clip = PerClipFiles(Path(tmp) / "store" / "per_clip", torch.from_numpy(mean),
                                 torch.from_numpy(var))
 
@@ -274,7 +272,7 @@ def padded_frames(batches: list[np.ndarray], lengths: np.ndarray) -> int:
 
 def estimate_epoch(kind: str, args) -> dict:
     """Seconds per epoch of the recipe on full CREMA-D shapes, from a timed sample of batches."""
-    dim = SHAPES[kind][1]
+    dim, stream = SHAPES[kind][1:]
     cfg = train_config(kind, RECIPES[kind])
     reg, batch_size = cfg.regularization, cfg.trainer.batch_size
     train_lengths = real_lengths(FULL_TRAIN_CLIPS, kind, seed=1)
@@ -294,7 +292,7 @@ def estimate_epoch(kind: str, args) -> dict:
     train, train_local = sampled_split("train", train_lengths, train_sample, 1)
     validation, val_local = sampled_split("validation", val_lengths, val_sample, 2)
     layout = LAYOUT if kind != "ssl" else None
-    trainer = Trainer(cfg, TrainingData(train, validation, validation, np.zeros(dim, np.float32),
+    trainer = Trainer(cfg, TrainingData(train, validation, validation, stream, np.zeros(dim, np.float32),
                                         np.ones(dim, np.float32), layout))
     torch.manual_seed(0)
     model = EmotionClassifier(dim, cfg.model)

@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print_leaderboard(result.leaderboard)
+    if result.headline:
+        print(f"\nresult: {result.headline}")
     print(f"\nwrote {', '.join(sorted(result.files))} to {result.out_dir}")
     return 0
 

@@ -3,7 +3,7 @@
 Registering the schema with Hydra's ConfigStore makes a mistyped key (``model.hiden_size=3``) or a
 wrongly typed value fail at start-up with a message naming the key. ``validate`` adds the range
 checks that types alone cannot express. A value of ``None`` (``null`` in YAML) in the fields marked
-"recommended" means "take the recommendation from the feature store's metadata.json".
+"recommended" means "take the recommendation of ``features.recommended`` (conf/features/<kind>.yaml)".
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
+
+from crema_exp.features.kinds import KINDS
 
 EMOTIONS = ("anger", "disgust", "fear", "happy", "neutral", "sad")
 
@@ -94,6 +96,9 @@ class FeaturesConfig:
     deltas: bool = True
     delta_delta: bool = True
     pitch: PitchConfig = field(default_factory=PitchConfig)
+    # Train settings that suit this kind, as a nested tree of train-config keys (trainer.batch_size,
+    # regularization.*); used for values left null. Not part of the feature store key.
+    recommended: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -185,7 +190,7 @@ class ConfigError(ValueError):
 _CHOICES = {
     "data.name": ("synthetic", "crema_d"),
     "data.layout": ("auto", "official", "split_folders"),
-    "features.kind": ("ssl", "mel_prosody", "mel"),
+    "features.kind": tuple(KINDS),
     "features.ssl.weights": ("bundle", "checkpoint", "huggingface", "random"),
     "features.ssl.device": ("auto", "cpu", "cuda"),
     "features.ssl.dtype": ("float32", "float16", "bfloat16"),

@@ -14,14 +14,13 @@ import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.nn.utils.rnn import pad_sequence
 
 from crema_exp.config import FeaturesConfig
 from crema_exp.data import AudioError, load_audio
 from crema_exp.device import resolve_device
-from crema_exp.features.precompute import make_extractor
+from crema_exp.features.frames import stored_frames
+from crema_exp.features.kinds import make_extractor
 from crema_exp.atomic import write_csv_atomic
-from crema_exp.training.augment import per_utterance_cmvn
 from crema_exp.training.checkpoint import Predictor, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -43,42 +42,31 @@ def build_extractor(predictor: Predictor):
     """The store's extractor, rebuilt from the checkpoint; SSL weights must be the same ones."""
     features_cfg = OmegaConf.merge(OmegaConf.structured(FeaturesConfig), predictor.features)
     extractor = make_extractor(features_cfg)
-    if features_cfg.kind == "ssl":
-        # The store adds a "random" flag to every identity; random identities carry it already.
-        now, trained_on = (
-            {k: v for k, v in (identity or {}).items() if k != "random"}
-            for identity in (extractor.weights_identity, predictor.weights)
+    # The "random" flag says how to read results, not which weights: compared without it.
+    now, trained_on = (
+        {k: v for k, v in (identity or {}).items() if k != "random"}
+        for identity in (extractor.weights_identity, predictor.weights)
+    )
+    if now != trained_on:
+        raise ValueError(
+            f"feature weights differ from those the model was trained on: now {now}, "
+            f"checkpoint {trained_on}"
         )
-        if now != trained_on:
-            raise ValueError(
-                f"SSL weights differ from those the model was trained on: now {now}, "
-                f"checkpoint {trained_on}"
-            )
     return features_cfg, extractor
 
 
-def extract_features(extractor, kind: str, stream: str, path: Path, sample_rate: int) -> np.ndarray:
-    """[frames, dim] float32, rounded through float16 as the store keeps them."""
+def extract_features(extractor, stream: str, path: Path, sample_rate: int) -> np.ndarray:
+    """[frames, dim] float16, as the store keeps them (same checks as the store builder)."""
     wave = load_audio(path, sample_rate=sample_rate)
-    out = extractor.extract_many([wave])[0] if kind == "ssl" else extractor.extract(wave)
-    frames = np.asarray(out[stream]).astype(np.float16)
-    if len(frames) == 0:
-        raise ValueError("no frames (clip too short for the extractor)")
-    if not np.isfinite(frames).all():
-        raise ValueError("non-finite feature values")
-    return frames.astype(np.float32)
+    return stored_frames(extractor.extract_many([wave])[0][stream], stream)
 
 
 @torch.no_grad()
 def classify(predictor: Predictor, clips: list[np.ndarray], device: torch.device) -> np.ndarray:
-    """Class probabilities [clips, classes] for raw feature arrays (normalised like training)."""
-    mean = torch.as_tensor(predictor.mean, device=device)
-    inv_std = torch.rsqrt(torch.as_tensor(predictor.var, device=device) + 1e-5)
-    frames = pad_sequence([(torch.from_numpy(c).to(device) - mean) * inv_std for c in clips],
-                          batch_first=True)
+    """Class probabilities [clips, classes] for stored-like frame arrays (prepared as in training)."""
     lengths = torch.tensor([len(c) for c in clips])
-    if predictor.per_utterance_cmvn:
-        frames = per_utterance_cmvn(frames, lengths, predictor.layout)
+    flat = torch.from_numpy(np.concatenate(clips)).to(device)
+    frames = predictor.transform.batch(flat, lengths)
     return torch.softmax(predictor.model(frames, lengths).float(), dim=1).cpu().numpy()
 
 
@@ -88,12 +76,11 @@ def predict(checkpoint: str | Path, inputs: str | Path, device: str = "auto",
     torch_device = resolve_device(device, "device")
     predictor = load_checkpoint(checkpoint, torch_device)
     features_cfg, extractor = build_extractor(predictor)
-    stream = predictor.checkpoint["normalisation"]["stream"]
+    stream = predictor.transform.stream
     paths, clips, skipped = [], [], []
     for path in list_inputs(inputs):
         try:
-            clips.append(extract_features(extractor, features_cfg.kind, stream, path,
-                                          features_cfg.sample_rate))
+            clips.append(extract_features(extractor, stream, path, features_cfg.sample_rate))
             paths.append(path)
         except (AudioError, ValueError) as exc:
             reason = exc.reason if isinstance(exc, AudioError) else str(exc)

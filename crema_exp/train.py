@@ -1,7 +1,8 @@
 """Train job: python -m crema_exp.train [overrides]  (returns the validation objective to Hydra).
 
-Finds or builds the feature store for data + features, resolves the null settings from the store's
-recommendations, trains one model and writes the run directory's artefacts (docs/interfaces.md).
+Finds or builds the feature store for data + features and the view of data's split (fold), resolves
+the null settings from conf/features/<kind>.yaml's recommendations, trains one model and writes the
+run directory's artefacts (docs/interfaces.md).
 """
 
 from __future__ import annotations
@@ -13,15 +14,20 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from crema_exp import run_files
 from crema_exp.config import register_configs, validate
-from crema_exp.features.precompute import ensure_store
+from crema_exp.features.views import prepare_features
 from crema_exp.atomic import atomic_write, write_json_atomic
 from crema_exp.training.artefacts import RunStatus, write_run_artefacts
 from crema_exp.training.checkpoint import save_checkpoint
 from crema_exp.training.data import load_training_data
 from crema_exp.training.loop import Trainer
 from crema_exp.sweeps import register_sweeper_plugin
-from crema_exp.training.settings import disable_spec_augment_without_layout, resolve_settings
+from crema_exp.training.settings import (
+    disable_spec_augment_without_layout,
+    recommended_settings,
+    resolve_settings,
+)
 from crema_exp.training.threads import configure_threads
 
 register_configs()
@@ -38,15 +44,16 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     """One training run in ``run_dir``; returns trainer.optimized_metric at the best epoch."""
     validate(cfg)
     configure_threads(cfg.trainer.num_threads)
-    store = ensure_store(cfg)
+    view = prepare_features(cfg)
+    store = view.store
     stream = store.stream_name(cfg.features)
-    log.info("feature store %s, stream %s", store.root, stream)
+    log.info("feature store %s, stream %s, view %s", store.root, stream, view.root.name)
 
-    resolved = resolve_settings(cfg, store.metadata.get("recommended", {}))
+    resolved = resolve_settings(cfg, recommended_settings(cfg.features))
     layout = store.metadata["streams"][stream].get("layout")
     disable_spec_augment_without_layout(cfg, resolved, stream, layout)
-    write_json_atomic(run_dir / "resolved_settings.json", resolved)
-    with atomic_write(run_dir / "resolved_config.yaml", "w") as f:
+    write_json_atomic(run_dir / run_files.RESOLVED_SETTINGS, resolved)
+    with atomic_write(run_dir / run_files.RESOLVED_CONFIG, "w") as f:
         f.write(OmegaConf.to_yaml(cfg, resolve=True))
 
     warnings = []
@@ -55,19 +62,20 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
         log.warning("!" * 20 + " %s " + "!" * 20, RANDOM_WEIGHTS_WARNING)
         warnings.append(RANDOM_WEIGHTS_WARNING)
 
-    data = load_training_data(store, stream)
+    data = load_training_data(view, stream)
     log.info("clips: train %d, validation %d, test %d", len(data.train), len(data.validation),
              len(data.test))
     result = Trainer(cfg, data).fit()
 
     save_checkpoint(
-        run_dir / "best_model.pt", result.model, cfg=cfg, stream=stream, mean=data.mean,
-        var=data.var, weights=weights, layout=data.layout, epoch=result.best_epoch,
+        run_dir / run_files.BEST_MODEL, result.model, cfg=cfg, transform=result.transform,
+        weights=weights, epoch=result.best_epoch,
         validation={"val_loss": result.best_validation.loss,
                     **{f"val_{k}": v for k, v in result.best_validation.metrics.items()}},
     )
     write_run_artefacts(run_dir, result, data.test.clip_ids,
-                        {"feature_store": str(store.root), "stream": stream, "warnings": warnings})
+                        {"feature_store": str(store.root), "stream": stream,
+                         "features": view.record(), "warnings": warnings})
     log.info("best epoch %d: %s = %.4f; test %s", result.best_epoch,
              cfg.trainer.optimized_metric, result.objective, result.test.metrics)
     log.info("run folder: %s", run_dir)

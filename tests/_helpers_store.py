@@ -1,6 +1,6 @@
 """Stand-ins for the feature-store tests: a tiny wav corpus and deterministic fake extractors.
 
-The fakes implement the extractor interface of docs/interfaces.md so the store mechanics (key, chunks,
+The fakes implement the FeatureKind protocol (crema_exp/features/kinds.py) so the store mechanics (key, chunks,
 resume, consolidation, locking) are tested without the real log-mel or SSL code.
 """
 
@@ -91,8 +91,16 @@ class FakeExtractor:
     frame_rate = 100.0
     layout = {"mean_std": [0, 2], "min_max": [2, 4]}
 
+    weights_identity = {"random": False}
+
     def identity(self) -> dict:
         return {"fake": "spectral", "scale": self.scale}
+
+    def pool_workers(self, features_cfg) -> int:
+        return int(features_cfg.num_workers or 1)
+
+    def extract_many(self, waves: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        return [self.extract(wave) for wave in waves]
 
     def extract(self, wave: np.ndarray) -> dict[str, np.ndarray]:
         self.calls += 1
@@ -120,7 +128,14 @@ class FakeSSLExtractor:
     min_samples: int = 400
     streams = ("layer_00", "layer_01", "layer_02", "layer_03")
     frame_rate = 50.0
-    weights_identity = {"source": "random", "seed": 0}
+    layout = None
+    weights_identity = {"source": "random", "seed": 0, "random": True}
+
+    def identity(self) -> dict:
+        return {"fake": "ssl", "weights": self.weights_identity}
+
+    def pool_workers(self, features_cfg) -> int:
+        return 1
 
     def extract_many(self, waves: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         self.calls += 1

@@ -22,6 +22,7 @@ def multirun(tmp_path_factory) -> Path:
     run_app(cwd, "-m", "hparams_search=ssl_optuna", "hydra.sweeper.n_trials=5", "app.fail_trials=[2]")
     run_app(cwd, "-m", "hydra.sweep.dir=multirun/seeds", "trainer.seed=0,1",
             "regularization.rdrop_alpha=0.1,0.5", "features.ssl_layer=6")
+    run_app(cwd, "-m", "hydra.sweep.dir=cross_validation", "data.fold=0,1,2")  # not under multirun/
     return cwd / "multirun"
 
 
@@ -66,6 +67,20 @@ def test_runs_differing_only_in_seed_are_summarised_as_mean_and_std(multirun, tm
         by_alpha.setdefault(alpha, []).append(read_json(run / "test_metrics.json")["val_uar"])
     best = pd.Series(by_alpha[groups["regularization.rdrop_alpha"].iloc[0]])
     assert groups["val_uar"].iloc[0] == f"{best.mean():.4f} ± {best.std():.4f}"
+
+
+def test_runs_differing_only_in_fold_report_mean_and_sd_as_the_headline(multirun, tmp_path,
+                                                                        capsys):
+    folds = multirun.parent / "cross_validation"
+    result = compare([str(folds)], out_dir=tmp_path)
+    uar = pd.Series([read_json(run / "test_metrics.json")["uar"] for run in folds.glob("[0-9]*")])
+    expected = f"3 runs (3 folds): test UAR {uar.mean():.4f} ± {uar.std():.4f}"
+    assert result.headline.startswith(expected)
+    assert f"result: {expected}" in (tmp_path / "report.html").read_text()
+    assert (tmp_path / "leaderboard.md").read_text().startswith("## Repetitions")
+    assert compare([str(multirun / "seeds")], out_dir=tmp_path).headline is None  # alpha differs
+    assert main([str(folds), "--out", str(tmp_path)]) == 0
+    assert f"result: {expected}" in capsys.readouterr().out
 
 
 def _override(run: Path, key: str) -> str:

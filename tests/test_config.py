@@ -1,20 +1,11 @@
 """The config tree composes for every job and recipe, and bad values fail early, naming the key."""
 
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
-from crema_exp.config import ConfigError, register_configs, validate
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
-register_configs()
-
-
-def _compose(name, overrides=()):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(name, overrides=list(overrides))
+from conftest import compose_job as _compose
+from crema_exp.config import ConfigError, validate
+from crema_exp.training.settings import resolve_settings, recommended_settings
 
 
 @pytest.mark.parametrize(
@@ -37,8 +28,25 @@ def test_jobs_and_recipes_compose_and_validate(name, overrides):
 def test_sweep_keys_exist_with_recommendation_defaults():
     cfg = _compose("train")
     assert cfg.features.ssl_layer == -1
-    assert cfg.regularization.rdrop_alpha is None  # null: take metadata.json's recommendation
+    assert cfg.regularization.rdrop_alpha is None  # null: take features.recommended's value
     assert cfg.regularization.ema_decay is None
+
+
+def test_recommendations_are_in_the_composed_config_and_an_explicit_value_wins():
+    cfg = _compose("train", ["features=ssl", "trainer.batch_size=7",
+                             "features.recommended.regularization.rdrop_alpha=0.2"])
+    assert cfg.features.recommended.trainer.batch_size == 12  # what --cfg job shows
+    resolved = resolve_settings(cfg, recommended_settings(cfg.features))
+    assert resolved["trainer.batch_size"] == {"value": 7, "source": "user"}
+    assert resolved["regularization.rdrop_alpha"] == {"value": 0.2, "source": "recommended"}
+    assert resolved["regularization.spec_augment.enabled"]["value"] is False
+    assert cfg.regularization.ema_decay == 0.995
+
+
+def test_cv5_recipe_sweeps_the_five_folds():
+    cfg = _compose("train", ["experiment=cv5"], hydra=True)
+    assert cfg.hydra.sweeper.params == {"data.fold": "range(5)"}
+    assert cfg.data.split.num_folds == 5
 
 
 def test_experiment_overrides_groups():

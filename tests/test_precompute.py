@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from crema_exp.features.store import FeatureStore
@@ -42,14 +41,12 @@ def test_mel_prosody_precompute_then_reuse(tmp_path):
     assert meta["kind"] == "mel_prosody" and store.streams == ["spectral"]
     assert meta["streams"]["spectral"]["frame_rate"] == 100.0
     assert meta["corpus"]["total"]["clips"] == 36 and meta["skipped"] == []
-    assert meta["recommended"]["regularization.per_utterance_cmvn"] is True
+    # for the record only: the train job reads conf/features/<kind>.yaml
+    assert meta["recommended"]["regularization"]["per_utterance_cmvn"] is True
     assert meta["config"]["features"]["num_workers"] == 2
-    for split in ("train", "validation", "test"):
-        features, index = store.read(split, "spectral")
-        assert len(index) > 0 and len(features) == index["length"].sum()
-        assert features.shape[1] == meta["streams"]["spectral"]["dim"]
-    mean, var = store.normalisation("spectral")
-    assert np.isfinite(mean).all() and (var >= 0).all()
+    features, index = store.read("spectral"), store.index()
+    assert len(index) == 36 and len(features) == index["length"].sum()
+    assert features.shape[1] == meta["streams"]["spectral"]["dim"]
 
     again = run_precompute(tmp_path, "features=mel_prosody", "features.num_workers=1")
     assert printed_store(again).root == store.root  # num_workers is not part of the key
@@ -63,10 +60,9 @@ def test_random_ssl_precompute_stores_every_layer(tmp_path):
     store = printed_store(done)
     assert store.streams == ["layer_00", "layer_01", "layer_02"]
     assert store.metadata["weights"]["random"] is True
-    assert store.metadata["recommended"]["trainer.batch_size"] == 12
-    layer, index = store.read("validation", "layer_02")
+    layer, index = store.read("layer_02"), store.index()
     assert layer.shape == (index["length"].sum(), 64)
-    assert set(pd.read_csv(store.root / "splits.csv")["split"]) == {"train", "validation", "test"}
+    assert len(index) == len(pd.read_csv(store.root / "manifest.csv"))
 
 
 def test_bad_config_fails_before_any_work(tmp_path):

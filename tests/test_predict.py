@@ -10,6 +10,7 @@ from crema_exp.features.spectral import SpectralExtractor
 from crema_exp.models import EmotionClassifier
 from crema_exp.predict import predict
 from crema_exp.training.checkpoint import save_checkpoint
+from crema_exp.training.input_transform import InputTransform
 from crema_exp.training.settings import resolve_settings
 
 
@@ -22,8 +23,9 @@ def checkpoint(tmp_path):
     torch.manual_seed(0)
     model = EmotionClassifier(dim, cfg.model)
     path = tmp_path / "best_model.pt"
-    save_checkpoint(path, model, cfg=cfg, stream="spectral", mean=np.full(dim, -3.0, np.float32),
-                    var=np.full(dim, 4.0, np.float32), weights={"random": False}, layout=layout, epoch=1,
+    transform = InputTransform("spectral", np.full(dim, -3.0, np.float32),
+                               np.full(dim, 4.0, np.float32), True, layout)
+    save_checkpoint(path, model, cfg=cfg, transform=transform, weights={"random": False}, epoch=1,
                     validation={})
     return path
 
@@ -82,10 +84,10 @@ def _ssl_checkpoint(path, weights_overrides=()):
     extractor = SSLExtractor(cfg.features)
     torch.manual_seed(0)
     model = EmotionClassifier(extractor.dim, cfg.model)
-    save_checkpoint(path, model, cfg=cfg, stream="layer_02", mean=np.zeros(extractor.dim, np.float32),
-                    var=np.ones(extractor.dim, np.float32),
-                    weights={**extractor.weights_identity, "random": True}, layout=None, epoch=1,
-                    validation={})
+    transform = InputTransform("layer_02", np.zeros(extractor.dim, np.float32),
+                               np.ones(extractor.dim, np.float32), False, None)
+    save_checkpoint(path, model, cfg=cfg, transform=transform, weights=extractor.weights_identity,
+                    epoch=1, validation={})
     return path
 
 
@@ -98,5 +100,5 @@ def test_ssl_checkpoint_predicts_with_the_same_weights_and_refuses_others(tmp_pa
     saved = torch.load(other, weights_only=False)
     saved["features"]["ssl"]["model"] = "wavlm_base"  # features config says WavLM, weights HuBERT
     torch.save(saved, other)
-    with pytest.raises(ValueError, match="SSL weights differ"):
+    with pytest.raises(ValueError, match="weights differ"):
         predict(other, clips, device="cpu", batch_size=2)

@@ -155,7 +155,7 @@ def test_offline_bundle_fails_fast_with_the_alternatives(tmp_path, monkeypatch):
         extractor = SSLExtractor(features_cfg(model="wavlm_base", weights="bundle"))
         # Identifying the weights (the store key) needs no download: a cached store is usable offline.
         assert extractor.weights_identity == {"source": "bundle", "bundle": "WAVLM_BASE",
-                                              "model": "wavlm_base"}
+                                              "model": "wavlm_base", "random": False}
         assert not attempts
         with pytest.raises(SSLWeightsError) as error:
             extractor.extract_many(waves(16000))
@@ -198,6 +198,7 @@ def test_real_wavlm_base_architecture_and_checkpoint_round_trip(tmp_path):
         "path": str(path.resolve()),
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "model": "wavlm_base",
+        "random": False,
     }
     for ours, theirs in zip(loaded.extract_many(clips), outputs):
         for stream in extractor.streams:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from crema_exp.config import TrainConfig
+from crema_exp.config import ConfigError, TrainConfig
 from crema_exp.data import load_audio
-from crema_exp.features import parts, precompute
+from crema_exp.features import parts, precompute, views
 from crema_exp.features.normalisation import RunningMoments
 from crema_exp.features.precompute import ensure_store
-from crema_exp.features.recommendations import recommended_settings
 from crema_exp.features.store import FeatureStore, StoreError
+from crema_exp.features.views import ensure_view
+from crema_exp.training.settings import recommended_settings
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 from _helpers_store import (
     FakeExtractor,
@@ -43,50 +47,81 @@ def small_chunks(monkeypatch):
 def test_layout_is_packed_contiguous_and_matches_the_extractor(tmp_path, corpus, small_chunks):
     store = ensure_store(make_cfg(tmp_path), FakeExtractor())
     reference = FakeExtractor()
-    for split in ("train", "validation", "test"):
-        features, index = store.read(split, "spectral")
-        assert features.dtype == np.float16 and features.shape[1] == 4
-        assert len(features) == index["length"].sum()  # no padding
-        assert (index["offset"] == index["length"].cumsum() - index["length"]).all()
-        assert list(index.columns) == ["clip_id", "offset", "length", "emotion", "actor"]
-        expected = corpus.manifest[corpus.manifest["split"] == split]
-        assert sorted(index["clip_id"]) == sorted(expected["clip_id"])
-        row = index.iloc[-1]
-        wave = load_audio(expected.set_index("clip_id").loc[row.clip_id, "path"])
+    features, index = store.read("spectral"), store.index()
+    assert features.dtype == np.float16 and features.shape[1] == 4
+    assert len(features) == index["length"].sum()  # no padding
+    assert (index["offset"] == index["length"].cumsum() - index["length"]).all()
+    assert list(index.columns) == ["clip_id", "offset", "length"]
+    assert sorted(index["clip_id"]) == sorted(corpus.manifest["clip_id"])  # every split, once
+    paths = corpus.manifest.set_index("clip_id")["path"]
+    for row in index.iloc[[0, -1]].itertuples():
         np.testing.assert_array_equal(
             features[row.offset: row.offset + row.length],
-            reference.extract(wave)["spectral"].astype(np.float16))
+            reference.extract(load_audio(paths[row.clip_id]))["spectral"].astype(np.float16))
     meta = store.metadata
+    assert meta["format_version"] == precompute.FORMAT_VERSION == 2
     assert meta["streams"] == {"spectral": {"dim": 4, "frame_rate": 100.0,
                                             "layout": FakeExtractor.layout}}
-    assert meta["corpus"]["splits"]["train"]["clips"] == 18
-    assert meta["corpus"]["splits"]["train"]["classes"]["anger"]["clips"] == 6
-    assert meta["corpus"]["splits"]["validation"]["classes"]["sad"]["clips"] == 0
-    assert meta["recommended"] == recommended_settings("mel_prosody")
+    assert meta["corpus"]["total"]["clips"] == 36 and "splits" not in meta["corpus"]
+    assert "split" not in meta["config"]["data"] and "fold" not in meta["config"]["data"]
     assert meta["weights"]["random"] is False
     assert meta["config"]["features"]["kind"] == "mel_prosody"
     assert not (store.root / "parts").exists()
     assert store.root.name.startswith("mel_prosody-") and len(store.root.name) == 12 + 16
-    splits = pd.read_csv(store.root / "splits.csv")
+    assert "split" not in pd.read_csv(store.root / "manifest.csv").columns
+
+
+def test_old_format_store_is_ignored_not_misread(tmp_path, corpus, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(precompute, "FORMAT_VERSION", 1)
+        old = ensure_store(make_cfg(tmp_path), FakeExtractor())
+    extractor = FakeExtractor()
+    new = ensure_store(make_cfg(tmp_path), extractor)
+    assert new.root != old.root and extractor.calls == len(corpus.manifest)
+
+
+def test_view_normalisation_comes_from_its_train_frames_only(tmp_path, corpus, monkeypatch):
+    monkeypatch.setattr(views, "_BLOCK_FRAMES", 7)  # statistics merged over many small reads
+    cfg = make_cfg(tmp_path)
+    store = ensure_store(cfg, FakeExtractor())
+    view = ensure_view(store, corpus.manifest, cfg.data)
+    frames = store.read("spectral")
+    train = view.split("train")
+    direct = np.concatenate([frames[o:o + n] for o, n in zip(train.offset, train.length)])
+    mean, var = view.normalisation("spectral")
+    np.testing.assert_allclose(mean, direct.astype(np.float64).mean(0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(var, direct.astype(np.float64).var(0), rtol=1e-5, atol=1e-9)
+    assert (view.root / "spectral.npz").is_file() and view.root.parent == store.root / "views"
+    splits = pd.read_csv(view.root / "splits.csv")
     assert sorted(splits.loc[splits["split"] == "test", "actor"].unique()) == [1005, 1006]
-
-
-def test_normalisation_comes_from_train_frames_only(tmp_path, corpus):
-    store = ensure_store(make_cfg(tmp_path), FakeExtractor())
-    train, _ = store.read("train", "spectral")
-    mean, var = store.normalisation("spectral")
-    np.testing.assert_allclose(mean, train.astype(np.float64).mean(0), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(var, train.astype(np.float64).var(0), rtol=1e-5, atol=1e-9)
 
     held_out = corpus.manifest[corpus.manifest["split"] != "train"]
     for clip_id in held_out["clip_id"]:
         rewrite_clip(corpus, clip_id, wave=np.full(8000, 0.9))
-    changed = ensure_store(make_cfg(tmp_path), FakeExtractor())
+    changed = ensure_store(cfg, FakeExtractor())
     assert changed.root != store.root  # the corpus changed, so the key did
-    first_test_frame = [s.read("test", "spectral")[0][0] for s in (store, changed)]
-    assert not np.array_equal(*first_test_frame)
-    for got, want in zip(changed.normalisation("spectral"), (mean, var)):
+    changed_view = ensure_view(changed, corpus.manifest, cfg.data)
+    for got, want in zip(changed_view.normalisation("spectral"), (mean, var)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_new_split_is_a_new_view_of_the_same_store(tmp_path, corpus):
+    cfg = make_cfg(tmp_path)
+    store = ensure_store(cfg, FakeExtractor())
+    first = ensure_view(store, corpus.manifest, cfg.data)
+    moved = corpus.manifest.copy()
+    moved.loc[moved["actor"] == 1003, "split"] = "validation"  # same files, another split
+    extractor = FakeExtractor()
+    assert ensure_store(cfg, extractor).root == store.root and extractor.calls == 0
+    second = ensure_view(store, moved, cfg.data)
+    assert second.key != first.key and len(second.split("validation")) == 12
+    assert not np.array_equal(first.normalisation("spectral")[0],
+                              second.normalisation("spectral")[0])
+    relabelled = moved.assign(emotion="sad")  # labels are not part of the view's key either
+    assert ensure_view(store, relabelled, cfg.data).key == second.key
+    no_train = moved.assign(split="test")
+    with pytest.raises(StoreError, match="no stored clip in the train and validation split"):
+        ensure_view(store, no_train, cfg.data)
 
 
 def test_running_moments_merge_equals_numpy():
@@ -126,7 +161,7 @@ def test_resume_after_crash_equals_clean_run(tmp_path, corpus, small_chunks):
     assert clean.root.name == resumed.root.name
     assert store_files(resumed.root) == store_files(clean.root)
     compared = set(store_files(clean.root))
-    assert {"manifest.csv", "normalisation.npz", "train/spectral.npy"} <= compared
+    assert {"manifest.csv", "index.csv", "spectral.npy"} <= compared
 
 
 def test_crash_during_consolidation_resumes_without_extraction(tmp_path, corpus, monkeypatch):
@@ -151,16 +186,22 @@ def test_process_pool_gives_the_same_store_as_one_worker(tmp_path, corpus, small
     assert store_files(one.root) == store_files(two.root)
 
 
-def test_key_follows_content_not_runtime_settings(tmp_path, corpus):
+def test_key_follows_content_not_labels_or_splits(tmp_path, corpus):
     base = ensure_store(make_cfg(tmp_path), FakeExtractor()).root
     rescaled = ensure_store(make_cfg(tmp_path), FakeExtractor(scale=2.0)).root
     mel = ensure_store(make_cfg(tmp_path, kind="mel"), FakeExtractor()).root
     assert len({base, rescaled, mel}) == 3 and mel.name.startswith("mel-")
 
     moved = corpus.manifest.copy()
-    moved.loc[moved["actor"] == 1004, "split"] = "test"  # same files, different split
+    moved.loc[moved["actor"] == 1004, "split"] = "test"  # same files, different split and labels
+    moved["emotion"] = "neutral"
     corpus.manifest = moved
-    assert ensure_store(make_cfg(tmp_path), FakeExtractor()).root not in {base, rescaled, mel}
+    cfg = make_cfg(tmp_path)
+    cfg.data.fold, cfg.data.split.seed = 2, 7
+    assert ensure_store(cfg, FakeExtractor()).root == base
+
+    os.utime(corpus.manifest["path"].iloc[0], ns=(1, 1))  # a touched file is new content
+    assert ensure_store(cfg, FakeExtractor()).root not in {base, rescaled, mel}
 
 
 def test_ssl_store_layers_and_stream_names(tmp_path, corpus):
@@ -169,11 +210,10 @@ def test_ssl_store_layers_and_stream_names(tmp_path, corpus):
     store = ensure_store(cfg, extractor)
     assert store.streams == ["layer_00", "layer_01", "layer_02", "layer_03"]
     assert store.metadata["weights"]["random"] is True
-    assert store.metadata["recommended"]["trainer.batch_size"] == 12
-    layer1, index = store.read("train", "layer_01")
-    layer3, _ = store.read("train", "layer_03")
+    layer1, index = store.read("layer_01"), store.index()
+    layer3 = store.read("layer_03")
     np.testing.assert_allclose(layer3, layer1.astype(np.float32) * 2 + 1, rtol=2e-3, atol=1e-3)
-    assert extractor.calls == 3  # one extract_many per chunk (train, validation, test)
+    assert extractor.calls == 1  # one extract_many for the one chunk of the whole corpus
     assert layer1.shape[0] == index["length"].sum()
 
     for ssl_layer, stream in ((-1, "layer_03"), (-2, "layer_02"), (1, "layer_01"), (0, "layer_00")):
@@ -200,9 +240,10 @@ def test_bad_clips_are_skipped_and_listed(tmp_path, corpus):
     assert dict(zip(skipped["path"], skipped["reason"].str.split(":").str[0])) == {
         str(broken): "audio", str(silent): "features"}
     assert {s["path"] for s in store.metadata["skipped"]} == {str(broken), str(silent)}
-    _, train_index = store.read("train", "spectral")
-    assert "1001_DFA_ANG_XX" not in set(train_index["clip_id"])
-    assert store.metadata["corpus"]["splits"]["train"]["clips"] == 17
+    assert "1001_DFA_ANG_XX" not in set(store.index()["clip_id"])
+    assert store.metadata["corpus"]["total"]["clips"] == 34
+    view = ensure_view(store, corpus.manifest, make_cfg(tmp_path).data)
+    assert len(view.split("train")) == 17
 
 
 def test_clip_rejected_by_a_batched_extractor_is_skipped_alone(tmp_path, corpus):
@@ -211,21 +252,20 @@ def test_clip_rejected_by_a_batched_extractor_is_skipped_alone(tmp_path, corpus)
     skipped = pd.read_csv(store.root / "skipped.csv")
     assert skipped["path"].tolist() == [str(short)]
     assert skipped["reason"].iloc[0].startswith("features: clip 0: 200 samples is too short")
-    assert store.metadata["corpus"]["splits"]["train"]["clips"] == 17
+    assert store.metadata["corpus"]["total"]["clips"] == 35
 
 
 def test_nothing_usable_stops_with_an_error(tmp_path, corpus):
     for clip_id in corpus.manifest.loc[corpus.manifest["split"] == "train", "clip_id"]:
         rewrite_clip(corpus, clip_id, raw=b"garbage")
-    with pytest.raises(StoreError, match="no training clip could be extracted"):
+    store = ensure_store(make_cfg(tmp_path), FakeExtractor())  # other clips are usable
+    with pytest.raises(StoreError, match="no stored clip in the train split"):
+        ensure_view(store, corpus.manifest, make_cfg(tmp_path).data)
+    for clip_id in corpus.manifest["clip_id"]:
+        rewrite_clip(corpus, clip_id, raw=b"garbage")
+    with pytest.raises(StoreError, match="no clip could be extracted"):
         ensure_store(make_cfg(tmp_path), FakeExtractor())
-    assert not list((tmp_path / "features").glob("*/metadata.json"))
-
-    corpus.manifest = corpus.manifest[corpus.manifest["split"] != "train"]
-    extractor = FakeExtractor()
-    with pytest.raises(StoreError, match="no usable training clips"):
-        ensure_store(make_cfg(tmp_path), extractor)
-    assert extractor.calls == 0
+    assert len(list((tmp_path / "features").glob("*/metadata.json"))) == 1
 
 
 def test_missing_or_incomplete_store_is_a_clear_error(tmp_path):
@@ -259,13 +299,16 @@ def test_concurrent_builders_build_once(tmp_path, corpus):
     assert (tmp_path / "features" / f"{os.path.basename(roots[0])}.lock").exists()
 
 
-def test_recommendations_name_real_train_config_keys():
+def test_recommendations_live_in_the_features_config_and_name_null_train_keys():
     schema = OmegaConf.structured(TrainConfig)
-    for kind in ("ssl", "mel_prosody", "mel"):
-        for key in recommended_settings(kind):
+    expected = {"ssl": (12, False, 0.3), "mel_prosody": (32, True, 0.5), "mel": (32, True, 0.4)}
+    for kind, (batch, spec_augment, rdrop) in expected.items():
+        features = OmegaConf.load(CONF / "features" / f"{kind}.yaml")
+        recommended = recommended_settings(features)
+        for key in recommended:
             assert OmegaConf.select(schema, key, default="absent") is None, key  # a null field
-    assert recommended_settings("ssl")["regularization.spec_augment.enabled"] is False
-    assert recommended_settings("mel_prosody")["regularization.rdrop_alpha"] == 0.5
-    assert recommended_settings("mel")["regularization.rdrop_alpha"] == 0.4
-    with pytest.raises(ValueError, match="no recommendations"):
-        recommended_settings("mfcc")
+        assert recommended["trainer.batch_size"] == batch
+        assert recommended["regularization.spec_augment.enabled"] is spec_augment
+        assert recommended["regularization.rdrop_alpha"] == rdrop
+    with pytest.raises(ConfigError, match=r"no such setting \['trainer.batchsize'\]"):
+        recommended_settings(OmegaConf.create({"recommended": {"trainer": {"batchsize": 4}}}))

@@ -14,45 +14,42 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-
 import crema_exp.train as train_job
+from crema_exp import run_files
+from conftest import TINY_TRAIN, compose_job
 from _helpers_training import write_toy_store
 from crema_exp.predict import classify
 from crema_exp.training.checkpoint import load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["features=mel_prosody", "model.hidden_size=16", "model.attention_heads=2",
-        "model.attention_hidden=16", "model.transformer_heads=2", "model.transformer_ffn=32",
-        "trainer.device=cpu", "trainer.num_threads=1", "optimizer.lr=0.005"]
-RUN_FILES = ["status.json", "resolved_settings.json", "resolved_config.yaml", "history.json",
-             "metrics.csv", "test_metrics.json", "test_predictions.csv",
-             "classification_report.json", "confusion_matrix.png", "training_curves.png",
-             "best_model.pt"]
+TINY = TINY_TRAIN
+RUN_FILES = [run_files.STATUS, run_files.RESOLVED_SETTINGS, run_files.RESOLVED_CONFIG,
+             run_files.HISTORY, run_files.METRICS, run_files.TEST_METRICS,
+             run_files.TEST_PREDICTIONS, run_files.CLASSIFICATION_REPORT,
+             run_files.CONFUSION_MATRIX, run_files.TRAINING_CURVES, run_files.BEST_MODEL]
 
 
 def composed(overrides):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="train", overrides=TINY + overrides)
+    return compose_job("train", TINY + overrides)
 
 
 @pytest.fixture
 def toy_store(tmp_path, monkeypatch):
     def make(**kwargs):
-        store = write_toy_store(tmp_path / "store", **kwargs)
-        monkeypatch.setattr(train_job, "ensure_store", lambda cfg: store)
-        return store
+        view = write_toy_store(tmp_path / "store", **kwargs)
+        monkeypatch.setattr(train_job, "prepare_features", lambda cfg: view)
+        return view
     return make
 
 
 def test_run_writes_every_artefact_and_the_checkpoint_predicts_alone(toy_store, tmp_path):
-    store = toy_store(recommended={"regularization.rdrop_alpha": 0.2, "trainer.batch_size": 16,
-                                   "regularization.per_utterance_cmvn": True},
-                      weights={"random": True, "seed": 0})
+    view = toy_store(weights={"random": True, "seed": 0})
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    objective = train_job.run_job(composed(["trainer.epochs=3", "regularization.ema_decay=0.9"]),
-                                  run_dir)
+    recommended = ["features.recommended.regularization.rdrop_alpha=0.2",
+                   "features.recommended.trainer.batch_size=16",
+                   "features.recommended.regularization.per_utterance_cmvn=true"]
+    objective = train_job.run_job(
+        composed(["trainer.epochs=3", "regularization.ema_decay=0.9", *recommended]), run_dir)
 
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(RUN_FILES)
     status = json.loads((run_dir / "status.json").read_text())
@@ -66,16 +63,20 @@ def test_run_writes_every_artefact_and_the_checkpoint_predicts_alone(toy_store, 
     test_metrics = json.loads((run_dir / "test_metrics.json").read_text())
     assert test_metrics["val_uar"] == pytest.approx(objective)
     assert test_metrics["num_clips"] == 36 and "RANDOMLY" in test_metrics["warnings"][0]
+    assert test_metrics["features"]["view"] == str(view.root)
+    assert test_metrics["features"]["split"]["fold"] is None
+    assert test_metrics["features"]["clips"] == {"train": 96, "validation": 36, "test": 36}
     report = json.loads((run_dir / "classification_report.json").read_text())
     assert report["anger"]["support"] == 6
 
     # best_model.pt alone (normalisation + CMVN + weights) reproduces the run's test predictions
     predictor = load_checkpoint(run_dir / "best_model.pt")
     assert predictor.labels == ["anger", "disgust", "fear", "happy", "neutral", "sad"]
-    assert predictor.per_utterance_cmvn is True
+    assert predictor.transform.per_utterance_cmvn is True
+    np.testing.assert_array_equal(predictor.transform.mean, view.normalisation("spectral")[0])
     assert predictor.checkpoint["config"]["regularization"]["rdrop_alpha"] == 0.2
-    frames, index = store.read("test", "spectral")
-    clips = [np.asarray(frames[o : o + n], np.float32) for o, n in zip(index.offset, index.length)]
+    frames, index = view.store.read("spectral"), view.split("test")
+    clips = [np.asarray(frames[o : o + n]) for o, n in zip(index.offset, index.length)]
     probabilities = classify(predictor, clips, torch.device("cpu"))
     expected = pd.read_csv(run_dir / "test_predictions.csv")
     assert [predictor.labels[i] for i in probabilities.argmax(1)] == expected["predicted"].tolist()
@@ -114,9 +115,10 @@ def test_end_to_end_train_then_predict_on_the_demo_corpus(tmp_path):
     assert test_metrics["uar"] > 0.3
 
     # predict from best_model.pt alone, on the test clips' audio files
-    store_root = Path(test_metrics["feature_store"])
-    manifest = pd.read_csv(store_root / "manifest.csv")
-    test_clips = manifest[manifest["split"] == "test"]
+    view_splits = pd.read_csv(Path(test_metrics["features"]["view"]) / "splits.csv")
+    manifest = pd.read_csv(Path(test_metrics["feature_store"]) / "manifest.csv")
+    test_ids = view_splits.loc[view_splits["split"] == "test", "clip_id"]
+    test_clips = manifest[manifest["clip_id"].isin(test_ids)]
     clip_dir = tmp_path / "test_clips"
     clip_dir.mkdir()
     for path in test_clips["path"]:

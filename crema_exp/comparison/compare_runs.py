@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from crema_exp import run_files
 from crema_exp.comparison.importance import param_importances
-from crema_exp.comparison.leaderboard import build_leaderboard, repetition_groups
+from crema_exp.comparison.leaderboard import (
+    build_leaderboard,
+    cross_validation_headline,
+    repetition_groups,
+)
 from crema_exp.comparison.plots import (
     plot_importances,
     plot_optimisation_history,
@@ -26,6 +31,7 @@ class Comparison:
     runs: list[Run]
     leaderboard: pd.DataFrame
     groups: pd.DataFrame
+    headline: str | None  # mean ± sd over folds/seeds when the runs differ in nothing else
     importances: dict[str, float]
     importance_source: str
     out_dir: Path
@@ -50,7 +56,9 @@ def compare(patterns: list[str], out_dir: Path | None = None, metric: str = "val
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(patterns)
     out_dir.mkdir(parents=True, exist_ok=True)
     importances, source = param_importances(runs, board)
-    result = Comparison(runs, board, repetition_groups(board), importances, source, out_dir)
+    groups = repetition_groups(board)
+    result = Comparison(runs, board, groups, cross_validation_headline(board, groups),
+                        importances, source, out_dir)
     _write(result, top_k)
     return result
 
@@ -69,10 +77,12 @@ def _write(result: Comparison, top_k: int) -> None:
         f"Validation curves of the top {len(top_runs)}":
             plot_validation_curves(top_runs, metric, out / "validation_curves.png"),
         f"Confusion matrix (test) of the best run, {best.name}":
-            _existing(best.path / "confusion_matrix.png"),
+            _existing(best.path / run_files.CONFUSION_MATRIX),
     }
-    tables = {f"Leaderboard (ranked by {metric})": board,
-              "Repetitions (mean ± std over trainer.seed / data.fold)": result.groups}
+    repetitions = {"Repetitions (mean ± std over trainer.seed / data.fold)": result.groups}
+    leaderboard = {f"Leaderboard (ranked by {metric})": board}
+    # a cross-validation's result is its mean over folds: that table comes first
+    tables = {**repetitions, **leaderboard} if result.headline else {**leaderboard, **repetitions}
     result.files["leaderboard.csv"] = out / "leaderboard.csv"
     write_csv(board, result.files["leaderboard.csv"])
     result.files["leaderboard.md"] = out / "leaderboard.md"
@@ -90,7 +100,8 @@ def _summary(result: Comparison, best: Run) -> list[str]:
     board = result.leaderboard
     metric = board.attrs["metric"]
     counts = ", ".join(f"{n} {status}" for status, n in board["status"].value_counts().items())
-    lines = [f"{len(board)} runs ({counts}); ranked by {metric} (validation)",
+    lines = [f"result: {result.headline}"] if result.headline else []
+    lines += [f"{len(board)} runs ({counts}); ranked by {metric} (validation)",
              f"best: {best.name} with {metric} = {board[metric].iloc[0]:.4f}",
              f"swept parameters: {', '.join(board.attrs['params']) or 'none'}"]
     if result.importances:

@@ -7,15 +7,12 @@ import math
 import pandas as pd
 
 from crema_exp.comparison.runs import Run
+from crema_exp.training.metrics import lower_is_better
 
 VALIDATION_METRICS = ("val_uar", "val_wa", "val_macro_f1", "val_loss")
 SCORES = ("wa", "uar", "macro_f1")
 # Runs that differ only in these keys are repetitions of one configuration.
 REPETITION_KEYS = ("trainer.seed", "data.fold")
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric.endswith("loss")
 
 
 def swept_params(runs: list[Run]) -> list[str]:
@@ -82,6 +79,21 @@ def repetition_groups(board: pd.DataFrame) -> pd.DataFrame:
     summary = summary[summary["runs"] > 1]
     summary = summary.sort_values("_order", ascending=lower_is_better(metric)).drop(columns="_order")
     return summary.reset_index()
+
+
+def cross_validation_headline(board: pd.DataFrame, groups: pd.DataFrame) -> str | None:
+    """The result to report when every run is one configuration repeated over folds (and seeds).
+
+    Test scores as mean ± sd over the repetitions (5-fold actor cross-validation tests every
+    actor once); None when the runs also differ in anything else.
+    """
+    params = board.attrs["params"]
+    if len(groups) != 1 or not params or any(p not in REPETITION_KEYS for p in params):
+        return None
+    row = groups.iloc[0]
+    over = " x ".join(f"{board[p].nunique()} {p.split('.')[-1]}s" for p in params)
+    scores = ", ".join(f"test {s.upper()} {row[f'test_{s}']}" for s in ("uar", "wa"))
+    return f"{row['runs']} runs ({over}): {scores} (mean ± sd)"
 
 
 def _mean_std(mean: float, std: float) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from crema_exp import run_files
 from crema_exp.sweeps import TRIAL_RECORD
 
 
@@ -75,15 +76,15 @@ def _common_parent(run_dirs: list[Path]) -> Path:
 
 def load_run(run_dir: Path, name: str) -> Run:
     problems: list[str] = []
-    status = _read_json(run_dir / "status.json", problems) or {}
+    status = _read_json(run_dir / run_files.STATUS, problems) or {}
     return Run(
         path=run_dir,
         name=name,
         status=status.get("status", "unknown"),
         error=status.get("error"),
-        overrides=_read_overrides(run_dir / ".hydra" / "overrides.yaml", problems),
-        history=_read_json(run_dir / "history.json", problems) or [],
-        test_metrics=_read_json(run_dir / "test_metrics.json", problems) or {},
+        overrides=_read_overrides(run_dir / run_files.HYDRA_OVERRIDES, problems),
+        history=_read_json(run_dir / run_files.HISTORY, problems) or [],
+        test_metrics=_read_json(run_dir / run_files.TEST_METRICS, problems) or {},
         optuna=_read_json(run_dir / TRIAL_RECORD, problems) or {},
         duration_s=status.get("duration_s"),
         problems=problems,

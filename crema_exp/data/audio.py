@@ -33,6 +33,7 @@ class ClipInfo:
     duration: float  # seconds of decoded audio
     sample_rate: int
     channels: int
+    peak: float  # largest absolute sample value
 
 
 def _starts_like_wave(path: Path) -> bool:
@@ -71,15 +72,23 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+def measure_clip(path: str | Path) -> ClipInfo:
+    """Decode the clip once and measure it; unreadable files raise AudioError."""
+    data, rate = _read(Path(path))
+    return ClipInfo(duration=data.shape[0] / rate, sample_rate=rate, channels=data.shape[1],
+                    peak=float(np.max(np.abs(data))))
+
+
+def check_clip(path: str | Path, info: ClipInfo, min_duration: float = 0.0) -> ClipInfo:
+    """Reject a measured clip that would spoil training: silent or too short."""
+    if info.duration < min_duration:
+        raise AudioError(
+            path, f"too short ({info.duration:.3f} s < data.min_duration {min_duration:g} s)")
+    if info.peak < SILENCE_PEAK:
+        raise AudioError(path, f"silent (peak {info.peak:.1e} < {SILENCE_PEAK:g})")
+    return info
+
+
 def inspect_clip(path: str | Path, min_duration: float = 0.0) -> ClipInfo:
     """Decode the clip once; reject what would spoil training: unreadable, silent or too short."""
-    path = Path(path)
-    data, rate = _read(path)
-    duration = data.shape[0] / rate
-    if duration < min_duration:
-        raise AudioError(
-            path, f"too short ({duration:.3f} s < data.min_duration {min_duration:g} s)")
-    peak = float(np.max(np.abs(data)))
-    if peak < SILENCE_PEAK:
-        raise AudioError(path, f"silent (peak {peak:.1e} < {SILENCE_PEAK:g})")
-    return ClipInfo(duration=duration, sample_rate=rate, channels=data.shape[1])
+    return check_clip(path, measure_clip(path), min_duration)

@@ -7,9 +7,7 @@ no usable clip (or a folder that is not a corpus) raises CorpusError, before any
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pandas as pd
 from hydra.utils import to_absolute_path
 
 from crema_exp.atomic import write_csv_atomic
-from crema_exp.data.audio import AudioError, inspect_clip
+from crema_exp.data.audio import AudioError, check_clip
 from crema_exp.data.layouts import (
     DEMOGRAPHICS_FILE,
     LAYOUTS,
@@ -27,6 +25,7 @@ from crema_exp.data.layouts import (
     discover_official,
     discover_split_folders,
 )
+from crema_exp.data.scan_cache import cache_file, measure_all
 from crema_exp.data.splits import SPLITS, SplitError, assign_splits
 from crema_exp.data.tables import TableError, read_sexes
 
@@ -35,8 +34,6 @@ log = logging.getLogger(__name__)
 MANIFEST_COLUMNS = ("path", "clip_id", "actor", "sentence", "emotion", "level", "sex", "split",
                     "duration")
 SKIPPED_COLUMNS = ("path", "reason")
-# Decoding is I/O plus C code that releases the GIL: threads keep a 2-core machine busy.
-_READ_THREADS = min(8, 2 * (os.cpu_count() or 1))
 
 
 class CorpusError(ValueError):
@@ -66,11 +63,15 @@ def load_corpus(data_cfg, paths_cfg) -> Corpus:
         layout = data_cfg.layout
     else:
         raise CorpusError(f"data.name={data_cfg.name!r}: expected synthetic or crema_d")
-    return read_corpus(root, layout, data_cfg)
+    scan_cache = cache_file(to_absolute_path(paths_cfg.cache_dir), root)
+    return read_corpus(root, layout, data_cfg, scan_cache)
 
 
-def read_corpus(root: Path, layout: str, data_cfg) -> Corpus:
-    """Read the corpus folder ``root`` in ``layout`` (auto | official | split_folders)."""
+def read_corpus(root: Path, layout: str, data_cfg, scan_cache: Path | None = None) -> Corpus:
+    """Read the corpus folder ``root`` in ``layout`` (auto | official | split_folders).
+
+    ``scan_cache`` keeps each file's measurements for the next scan (see data/scan_cache.py).
+    """
     if not root.is_dir():
         raise CorpusError(f"corpus folder {root} does not exist (data.root)")
     try:
@@ -81,7 +82,7 @@ def read_corpus(root: Path, layout: str, data_cfg) -> Corpus:
         sexes = _read_sexes(root)
     except (LayoutError, TableError) as exc:
         raise CorpusError(str(exc)) from exc
-    usable, skipped = _inspect(found.candidates, data_cfg.min_duration)
+    usable, skipped = _inspect(found.candidates, data_cfg.min_duration, scan_cache)
     skipped = found.skipped + skipped
     if not usable:
         raise CorpusError(f"no usable clip in {root} ({layout} layout): {_summary(skipped)}")
@@ -104,22 +105,17 @@ def _read_sexes(root: Path) -> dict[int, str]:
     return read_sexes(path) if path.is_file() else {}
 
 
-def _inspect(candidates: list[Candidate], min_duration: float):
-    """Decode every candidate (threaded); return [(candidate, duration)] and [(path, reason)]."""
-
-    def check(candidate: Candidate):
-        try:
-            return candidate, inspect_clip(candidate.path, min_duration).duration
-        except AudioError as exc:
-            return candidate, exc
-
+def _inspect(candidates: list[Candidate], min_duration: float, scan_cache: Path | None):
+    """Measure every candidate (cached); return [(candidate, duration)] and [(path, reason)]."""
     usable, skipped = [], []
-    with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
-        for candidate, outcome in pool.map(check, candidates):
-            if isinstance(outcome, AudioError):
-                skipped.append((str(candidate.path), outcome.reason))
-            else:
-                usable.append((candidate, outcome))
+    measured = measure_all([c.path for c in candidates], scan_cache)
+    for candidate, info in zip(candidates, measured):
+        try:
+            if isinstance(info, AudioError):
+                raise info
+            usable.append((candidate, check_clip(candidate.path, info, min_duration).duration))
+        except AudioError as exc:
+            skipped.append((str(candidate.path), exc.reason))
     return usable, skipped
 
 

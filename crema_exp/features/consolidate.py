@@ -1,7 +1,7 @@
-"""Consolidation: part files become one contiguous float16 array per split and stream.
+"""Consolidation: part files become one contiguous float16 array per stream.
 
-Parts are streamed one at a time into a memory-mapped temp file (never all layers in RAM), the
-train split's moments are accumulated on the way, and every file is renamed into place whole.
+Parts are streamed one at a time into a memory-mapped temp file (never all layers in RAM), and
+every file is renamed into place whole. Rows follow the chunk order (clips by duration).
 """
 
 from __future__ import annotations
@@ -13,90 +13,61 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crema_exp.atomic import atomic_write, temp_path, write_csv_atomic
-from crema_exp.data import save_splits, write_skipped
-from crema_exp.features.normalisation import RunningMoments, save_normalisation
-from crema_exp.features.parts import SPLIT_ORDER, Chunk
-from crema_exp.features.store import (
-    INDEX,
-    INDEX_COLUMNS,
-    MANIFEST,
-    NORMALISATION,
-    PARTS,
-    SKIPPED,
-    SPLITS,
-    StoreError,
-)
+from crema_exp.atomic import temp_path, write_csv_atomic
+from crema_exp.data import write_skipped
+from crema_exp.features.parts import Chunk
+from crema_exp.features.store import INDEX, INDEX_COLUMNS, MANIFEST, PARTS, SKIPPED, StoreError
 
 
 @dataclass
 class Consolidated:
     manifest_used: pd.DataFrame  # manifest rows that were stored, plus "frames"
     skipped: pd.DataFrame  # path, reason (extraction stage)
-    moments: dict[str, RunningMoments]  # train-split statistics per stream
+    index: pd.DataFrame  # INDEX_COLUMNS
     dims: dict[str, int]
 
 
 def consolidate(root: Path, chunks: list[Chunk], manifest: pd.DataFrame,
                  streams: list[str]) -> Consolidated:
-    """Stream parts into <split>/<stream>.npy + index.csv, one part and one stream at a time."""
+    """Stream parts into <stream>.npy + index.csv, one part and one stream at a time."""
     parts = {c.number: root / PARTS / c.part_name for c in chunks}
-    indices: dict[str, list[pd.DataFrame]] = {}
+    indices: list[pd.DataFrame] = []
     skipped_rows = []
     for chunk in chunks:
         with np.load(parts[chunk.number]) as part:
             skipped_rows += list(zip(part["skipped_path"].tolist(),
                                      part["skipped_reason"].tolist()))
-            index = pd.DataFrame({"clip_id": part["clip_id"].tolist(),
-                                  "length": part["length"], "part": chunk.number})
-        indices.setdefault(chunk.split, []).append(index)
-    by_split = {s: pd.concat(indices.get(s, []) or [_EMPTY_INDEX], ignore_index=True)
-                for s in SPLIT_ORDER}
-    if by_split["train"].empty:
+            indices.append(pd.DataFrame({"clip_id": part["clip_id"].tolist(),
+                                         "length": part["length"], "part": chunk.number}))
+    index = pd.concat(indices, ignore_index=True)
+    if index.empty:
         reasons = "; ".join(f"{p}: {r}" for p, r in skipped_rows[:5])
-        raise StoreError(f"no training clip could be extracted for {root} ({reasons})")
-
-    dims = _stream_dims(parts, by_split["train"], streams)
-    moments = {s: RunningMoments.empty(dims[s]) for s in streams}
-    info = manifest.set_index("clip_id")
-    used = []
-    for split in SPLIT_ORDER:
-        index = by_split[split]
-        lengths = index["length"].to_numpy(dtype=np.int64)
-        index["offset"] = np.cumsum(lengths) - lengths
-        (root / split).mkdir(exist_ok=True)
-        for stream in streams:
-            moments[stream] = moments[stream].merge(
-                _write_stream(root / split / f"{stream}.npy", index, parts, stream, dims[stream],
-                              with_moments=split == "train"))
-        rows = info.loc[index["clip_id"]].reset_index()
-        index["emotion"] = rows["emotion"].to_numpy()
-        index["actor"] = rows["actor"].to_numpy()
-        write_csv_atomic(root / split / INDEX, index[INDEX_COLUMNS])
-        used.append(rows.assign(frames=index["length"].to_numpy()))
+        raise StoreError(f"no clip could be extracted for {root} ({reasons})")
+    lengths = index["length"].to_numpy(dtype=np.int64)
+    index["offset"] = np.cumsum(lengths) - lengths
+    dims = _stream_dims(parts[int(index["part"].iloc[0])], streams)
+    for stream in streams:
+        _write_stream(root / f"{stream}.npy", index, parts, stream, dims[stream])
+    write_csv_atomic(root / INDEX, index[INDEX_COLUMNS])
+    rows = manifest.set_index("clip_id").loc[index["clip_id"]].reset_index()
     return Consolidated(
-        manifest_used=pd.concat(used, ignore_index=True),
+        manifest_used=rows.assign(frames=lengths),
         skipped=pd.DataFrame(skipped_rows, columns=["path", "reason"]),
-        moments=moments,
+        index=index[INDEX_COLUMNS],
         dims=dims,
     )
 
 
-_EMPTY_INDEX = pd.DataFrame({"clip_id": pd.Series(dtype=str), "length": pd.Series(dtype=np.int64),
-                             "part": pd.Series(dtype=np.int64)})
-
-
-def _stream_dims(parts: dict[int, Path], train_index: pd.DataFrame, streams: list[str]):
-    with np.load(parts[int(train_index["part"].iloc[0])]) as part:
+def _stream_dims(part_path: Path, streams: list[str]) -> dict[str, int]:
+    with np.load(part_path) as part:
         return {s: int(part[f"stream.{s}"].shape[1]) for s in streams}
 
 
-def _write_stream(path: Path, index: pd.DataFrame, parts: dict[int, Path], stream: str, dim: int,
-                  with_moments: bool) -> RunningMoments:
-    """Copy one stream of a split part by part into a memory-mapped temp file, then rename."""
+def _write_stream(path: Path, index: pd.DataFrame, parts: dict[int, Path], stream: str,
+                  dim: int) -> None:
+    """Copy one stream part by part into a memory-mapped temp file, then rename."""
     total = int(index["length"].sum())
     tmp = temp_path(path)
-    moments = RunningMoments.empty(dim)
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(total, dim))
         position = 0
@@ -108,8 +79,6 @@ def _write_stream(path: Path, index: pd.DataFrame, parts: dict[int, Path], strea
                                  f"{frames.shape[1]}, expected {dim}")
             out[position:position + len(frames)] = frames
             position += len(frames)
-            if with_moments:
-                moments = moments.merge(RunningMoments.from_frames(frames))
         if position != total:
             raise StoreError(f"{path}: wrote {position} frames, index says {total}")
         out.flush()
@@ -117,13 +86,9 @@ def _write_stream(path: Path, index: pd.DataFrame, parts: dict[int, Path], strea
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return moments
 
 
-def write_side_files(root: Path, manifest: pd.DataFrame, skipped: pd.DataFrame,
-                      result: Consolidated, streams: list[str]) -> None:
-    with atomic_write(root / NORMALISATION) as f:
-        save_normalisation(f, result.moments)
-    write_csv_atomic(root / MANIFEST, manifest)
+def write_side_files(root: Path, manifest: pd.DataFrame, skipped: pd.DataFrame) -> None:
+    """manifest.csv (without the split: that is a view's business) and skipped.csv."""
+    write_csv_atomic(root / MANIFEST, manifest.drop(columns=["split"], errors="ignore"))
     write_skipped(skipped, root / SKIPPED)
-    save_splits(result.manifest_used, root / SPLITS)  # the clips actually stored, per split

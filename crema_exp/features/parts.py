@@ -1,7 +1,8 @@
 """Extraction in chunks: each chunk of clips becomes one atomically written part file.
 
 A chunk is the unit of resumption (an interrupted build redoes only unfinished chunks) and of
-parallelism (one process-pool task for spectral features; one ``extract_many`` call for SSL).
+parallelism (one process-pool task, or one ``extract_many`` call in this process). Chunks cover
+the whole corpus: which split a clip lands in is not the store's business (see views.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import torch
 from crema_exp.atomic import atomic_write
 from crema_exp.data import AudioError, load_audio
 from crema_exp.features.store import StoreError
+from crema_exp.features.frames import stored_frames
 
-SPLIT_ORDER = ("train", "validation", "test")
 # A chunk (one part file, one pool task) ends at whichever limit comes first: small enough to lose
 # little work on interruption and to balance the pool, large enough to keep the part count low.
 CHUNK_MAX_CLIPS = 64
@@ -28,10 +29,9 @@ CHUNK_MAX_SECONDS = 240.0
 
 @dataclass(frozen=True)
 class Chunk:
-    """Clips of one split extracted together and written to one part file."""
+    """Clips extracted together and written to one part file."""
 
     number: int
-    split: str
     clip_ids: tuple[str, ...]
     paths: tuple[str, ...]
 
@@ -41,26 +41,24 @@ class Chunk:
 
 
 def plan_chunks(manifest: pd.DataFrame) -> list[Chunk]:
-    """Split clips into chunks: splits in SPLIT_ORDER, no chunk spans two splits.
+    """Cut the corpus into chunks, clips in (duration, clip_id) order.
 
-    Within a split clips go by (duration, clip_id): deterministic, and it puts clips of equal
-    length in the same chunk, which the SSL extractor batches into one forward pass.
+    Deterministic, and it puts clips of equal length in the same chunk, which the SSL extractor
+    batches into one forward pass.
     """
     chunks: list[Chunk] = []
-    for split in SPLIT_ORDER:
-        rows = manifest[manifest["split"] == split].sort_values(["duration", "clip_id"])
-        ids: list[str] = []
-        paths: list[str] = []
-        seconds = 0.0
-        for clip in rows.itertuples(index=False):
-            if ids and (len(ids) >= CHUNK_MAX_CLIPS or seconds + clip.duration > CHUNK_MAX_SECONDS):
-                chunks.append(Chunk(len(chunks), split, tuple(ids), tuple(paths)))
-                ids, paths, seconds = [], [], 0.0
-            ids.append(clip.clip_id)
-            paths.append(clip.path)
-            seconds += clip.duration
-        if ids:
-            chunks.append(Chunk(len(chunks), split, tuple(ids), tuple(paths)))
+    ids: list[str] = []
+    paths: list[str] = []
+    seconds = 0.0
+    for clip in manifest.sort_values(["duration", "clip_id"]).itertuples(index=False):
+        if ids and (len(ids) >= CHUNK_MAX_CLIPS or seconds + clip.duration > CHUNK_MAX_SECONDS):
+            chunks.append(Chunk(len(chunks), tuple(ids), tuple(paths)))
+            ids, paths, seconds = [], [], 0.0
+        ids.append(clip.clip_id)
+        paths.append(clip.path)
+        seconds += clip.duration
+    if ids:
+        chunks.append(Chunk(len(chunks), tuple(ids), tuple(paths)))
     return chunks
 
 
@@ -75,16 +73,16 @@ def _init_worker(extractor) -> None:
 
 
 def _worker_extract_chunk(chunk: Chunk, parts_dir: Path, sample_rate: int) -> int:
-    return extract_chunk(_WORKER_EXTRACTOR, chunk, parts_dir, sample_rate, batched=False)
+    return extract_chunk(_WORKER_EXTRACTOR, chunk, parts_dir, sample_rate)
 
 
 def extract_in_pool(extractor, pending: list[Chunk], parts_dir: Path, sample_rate: int,
                      workers: int, on_clips: Callable[[int], None]) -> None:
-    """Spectral extraction over chunks: in this process for one worker, else a process pool."""
+    """Extraction over chunks: in this process for one worker, else a process pool."""
     workers = min(workers, len(pending))
     if workers <= 1:
         for chunk in pending:
-            on_clips(extract_chunk(extractor, chunk, parts_dir, sample_rate, batched=False))
+            on_clips(extract_chunk(extractor, chunk, parts_dir, sample_rate))
         return
     pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(extractor,))
     try:
@@ -95,13 +93,12 @@ def extract_in_pool(extractor, pending: list[Chunk], parts_dir: Path, sample_rat
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def extract_chunk(extractor, chunk: Chunk, parts_dir: Path, sample_rate: int,
-                  batched: bool) -> int:
+def extract_chunk(extractor, chunk: Chunk, parts_dir: Path, sample_rate: int) -> int:
     """Load, extract and write one chunk as a part file; returns the number of clips handled.
 
     Clips whose audio fails to load, that the extractor rejects, or whose features are empty or
-    not finite in float16 are recorded in the part as skipped. ``batched`` hands the whole chunk
-    to ``extract_many`` (SSL: equal-length clips share forward passes), else ``extract`` per clip.
+    not finite in float16 are recorded in the part as skipped. The whole chunk goes to one
+    ``extract_many`` call (SSL: equal-length clips share forward passes).
     """
     streams = list(extractor.streams)
     skipped: list[tuple[str, str]] = []
@@ -111,7 +108,7 @@ def extract_chunk(extractor, chunk: Chunk, parts_dir: Path, sample_rate: int,
             loaded.append((clip_id, path, load_audio(path, sample_rate=sample_rate)))
         except AudioError as exc:
             skipped.append((path, f"audio: {exc.reason}"))
-    outputs = _extract_all(extractor, [wave for _, _, wave in loaded], batched)
+    outputs = _extract_all(extractor, [wave for _, _, wave in loaded])
     done: list[tuple[str, dict[str, np.ndarray]]] = []
     for (clip_id, path, _), out in zip(loaded, outputs, strict=True):
         arrays, problem = (None, out) if isinstance(out, str) else _stored_arrays(out, streams)
@@ -123,9 +120,9 @@ def extract_chunk(extractor, chunk: Chunk, parts_dir: Path, sample_rate: int,
     return len(chunk.clip_ids)
 
 
-def _extract_all(extractor, waves: list[np.ndarray], batched: bool) -> list[dict | str]:
+def _extract_all(extractor, waves: list[np.ndarray]) -> list[dict | str]:
     """Features per wave, or the message of the ValueError the extractor raised for that wave."""
-    if batched and waves:
+    if waves:
         try:
             return extractor.extract_many(waves)
         except ValueError:
@@ -133,7 +130,7 @@ def _extract_all(extractor, waves: list[np.ndarray], batched: bool) -> list[dict
     results: list[dict | str] = []
     for wave in waves:
         try:
-            out = extractor.extract_many([wave])[0] if batched else extractor.extract(wave)
+            out = extractor.extract_many([wave])[0]
         except ValueError as exc:
             out = str(exc)
         results.append(out)
@@ -148,13 +145,10 @@ def _stored_arrays(out: dict[str, np.ndarray], streams: list[str]):
     if any(np.ndim(a) != 2 for a in out.values()) or len(set(lengths.values())) != 1:
         shapes = {s: np.shape(a) for s, a in out.items()}
         raise StoreError(f"extractor must return [frames, dim] arrays of one length, got {shapes}")
-    if next(iter(lengths.values())) == 0:
-        return None, "features: no frames (clip too short for the extractor)"
-    arrays = {s: np.asarray(out[s]).astype(np.float16) for s in streams}
-    bad = [s for s, a in arrays.items() if not np.isfinite(a).all()]
-    if bad:
-        return None, f"features: non-finite values (NaN/inf or beyond float16) in {bad}"
-    return arrays, None
+    try:
+        return {s: stored_frames(out[s], s) for s in streams}, None
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def _write_part(path: Path, chunk: Chunk, done, skipped, streams: list[str]) -> None:

@@ -1,13 +1,14 @@
 """Build (or reuse, or resume) the feature store for a data + features config.
 
-The store directory is named by a hash of everything that changes its content (corpus files and
-splits, feature settings, model weights, FORMAT_VERSION), so a changed config can never read stale
-features. Extraction runs in chunks of clips; each finished chunk is an atomically written part
-file, so an interrupted build resumes where it stopped. Parts are then streamed into one contiguous
-float16 array per split and stream, normalisation statistics are taken from the train split, and
-metadata.json is written last to mark the store complete. A file lock lets parallel sweep trials
-(also on several machines sharing the cache) ask for the same store: one builds, the others wait
-and reuse it.
+The store directory is named by a hash of what changes its content and nothing else: the corpus
+files (names, sizes, mtimes), the extractor's identity (settings and weights) and FORMAT_VERSION.
+Labels, splits, folds and the split seed are not in it: every usable clip is extracted once, and
+splits with their normalisation are cheap views over the store (views.py). Extraction runs in
+chunks of clips; each finished chunk is an atomically written part file, so an interrupted build
+resumes where it stopped. Parts are then streamed into one contiguous float16 array per stream,
+and metadata.json is written last to mark the store complete. A file lock lets parallel sweep
+trials (also on several machines sharing the cache) ask for the same store: one builds, the
+others wait and reuse it.
 """
 
 from __future__ import annotations
@@ -30,72 +31,41 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from crema_exp.atomic import remove_temp_files, write_json_atomic
-from crema_exp.config import EMOTIONS
 from crema_exp.data import load_corpus
 from crema_exp.features.consolidate import Consolidated, consolidate, write_side_files
-from crema_exp.features.parts import (
-    SPLIT_ORDER,
-    extract_chunk,
-    extract_in_pool,
-    part_is_complete,
-    plan_chunks,
-)
-from crema_exp.features.recommendations import recommended_settings
+from crema_exp.features.kinds import FeatureKind, make_extractor
+from crema_exp.features.parts import extract_in_pool, part_is_complete, plan_chunks
 from crema_exp.features.store import METADATA, PARTS, FeatureStore, StoreError
 
 log = logging.getLogger(__name__)
 
 # Bump when the on-disk layout or the meaning of stored values changes: old stores get a new key.
-FORMAT_VERSION = 1
+# 2: content-only key, one array per stream over the whole corpus (splits became views).
+FORMAT_VERSION = 2
 
 
-# ---------------------------------------------------------------------------- key and extractor
-
-
-def make_extractor(features_cfg: DictConfig):
-    """The extractor for ``features.kind`` (an SSL one loads its weights only when it first extracts)."""
-    if features_cfg.kind == "ssl":
-        from crema_exp.features.ssl import SSLExtractor
-
-        return SSLExtractor(features_cfg)
-    from crema_exp.features.spectral import SpectralExtractor
-
-    return SpectralExtractor(features_cfg)
-
-
-def extractor_identity(features_cfg: DictConfig, extractor) -> dict[str, Any]:
-    """The feature settings that change stored values (not ssl_layer, num_workers or device)."""
-    if features_cfg.kind == "ssl":
-        ssl = features_cfg.ssl
-        return {
-            "model": ssl.model,
-            "weights": extractor.weights_identity,
-            "layers": OmegaConf.to_container(ssl.layers) if ssl.layers is not None else None,
-            "dtype": ssl.dtype,
-            "arch_overrides": OmegaConf.to_container(ssl.arch_overrides, resolve=True),
-        }
-    return extractor.identity()
+# ---------------------------------------------------------------------------- key
 
 
 def corpus_fingerprint(manifest: pd.DataFrame) -> list[list[Any]]:
-    """Per clip: id, file size, mtime_ns, split and emotion (a touched or moved clip changes it)."""
+    """Per clip: id, file size and mtime_ns (a touched, added or removed clip changes it)."""
     rows = []
     for clip in manifest.sort_values("clip_id").itertuples(index=False):
         try:
             st = os.stat(clip.path)
         except OSError as exc:
             raise StoreError(f"{clip.path}: cannot stat corpus file ({exc.strerror})") from exc
-        rows.append([clip.clip_id, st.st_size, st.st_mtime_ns, clip.split, clip.emotion])
+        rows.append([clip.clip_id, st.st_size, st.st_mtime_ns])
     return rows
 
 
-def store_key(manifest: pd.DataFrame, features_cfg: DictConfig, extractor) -> str:
-    """sha256 hex digest over corpus content, feature identity and FORMAT_VERSION."""
+def store_key(manifest: pd.DataFrame, features_cfg: DictConfig, extractor: FeatureKind) -> str:
+    """sha256 hex digest over the corpus files, the extractor identity and FORMAT_VERSION."""
     content = {
         "format_version": FORMAT_VERSION,
         "kind": features_cfg.kind,
         "sample_rate": features_cfg.sample_rate,
-        "extractor": extractor_identity(features_cfg, extractor),
+        "extractor": extractor.identity(),
         "corpus": corpus_fingerprint(manifest),
     }
     blob = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
@@ -105,22 +75,20 @@ def store_key(manifest: pd.DataFrame, features_cfg: DictConfig, extractor) -> st
 # ---------------------------------------------------------------------------- entry point
 
 
-def ensure_store(cfg: DictConfig, extractor=None) -> FeatureStore:
+def ensure_store(cfg: DictConfig, extractor: FeatureKind | None = None,
+                 corpus=None) -> FeatureStore:
     """Return the complete store for ``cfg.data`` + ``cfg.features``, building it if needed.
 
     ``extractor`` may be passed to reuse an already built one (an SSL model loaded once);
-    by default it is made from ``cfg.features``.
+    by default it is made from ``cfg.features``. ``corpus`` saves a second scan when the
+    caller has already loaded it.
     """
-    corpus = load_corpus(cfg.data, cfg.paths)
+    if corpus is None:
+        corpus = load_corpus(cfg.data, cfg.paths)
     manifest = corpus.manifest
-    unknown = sorted(set(manifest["split"]) - set(SPLIT_ORDER))
-    if unknown:
-        raise StoreError(f"corpus {corpus.root}: unknown split names {unknown}")
     duplicated = sorted(set(manifest.loc[manifest["clip_id"].duplicated(), "clip_id"]))
     if duplicated:
         raise StoreError(f"corpus {corpus.root}: clip ids occur more than once: {duplicated[:5]}")
-    if not (manifest["split"] == "train").any():
-        raise StoreError(f"corpus {corpus.root}: no usable training clips, nothing to precompute")
     if extractor is None:
         extractor = make_extractor(cfg.features)
     key = store_key(manifest, cfg.features, extractor)
@@ -177,17 +145,12 @@ def _build(root: Path, key: str, corpus, cfg: DictConfig, extractor) -> None:
     sample_rate = int(features_cfg.sample_rate)
     with tqdm(total=sum(len(c.clip_ids) for c in pending), unit="clip",
               desc=f"precompute {features_cfg.kind}", mininterval=1.0) as progress:
-        if features_cfg.kind == "ssl":
-            for chunk in pending:
-                progress.update(extract_chunk(extractor, chunk, parts_dir, sample_rate,
-                                              batched=True))
-        else:
-            workers = features_cfg.num_workers or os.cpu_count() or 1
-            extract_in_pool(extractor, pending, parts_dir, sample_rate, workers, progress.update)
+        extract_in_pool(extractor, pending, parts_dir, sample_rate,
+                        extractor.pool_workers(features_cfg), progress.update)
 
     result = consolidate(root, chunks, corpus.manifest, streams)
     skipped = pd.concat([corpus.skipped[["path", "reason"]], result.skipped], ignore_index=True)
-    write_side_files(root, corpus.manifest, skipped, result, streams)
+    write_side_files(root, corpus.manifest, skipped)
     elapsed = time.monotonic() - started
     write_json_atomic(root / METADATA, _metadata(key, cfg, extractor, corpus, result, skipped,
                                                  streams, elapsed))
@@ -201,42 +164,35 @@ def _build(root: Path, key: str, corpus, cfg: DictConfig, extractor) -> None:
 
 
 def _statistics(rows: pd.DataFrame) -> dict[str, Any]:
+    """Clips, seconds and frames of a set of stored clips."""
     return {"clips": int(len(rows)), "seconds": round(float(rows["duration"].sum()), 3),
             "frames": int(rows["frames"].sum())}
 
 
-def _metadata(key: str, cfg: DictConfig, extractor, corpus, result: Consolidated,
+def _metadata(key: str, cfg: DictConfig, extractor: FeatureKind, corpus, result: Consolidated,
               skipped: pd.DataFrame, streams: list[str], elapsed: float) -> dict[str, Any]:
     features_cfg = cfg.features
-    used = result.manifest_used
-    splits = {}
-    for split in SPLIT_ORDER:
-        rows = used[used["split"] == split]
-        splits[split] = {**_statistics(rows), "classes": {
-            emotion: _statistics(rows[rows["emotion"] == emotion]) for emotion in EMOTIONS}}
-    if features_cfg.kind == "ssl":
-        weights = {**extractor.weights_identity,
-                   "random": features_cfg.ssl.weights == "random"}
-        layout = None
-    else:
-        weights = {"random": False}  # spectral features have no learned weights
-        layout = extractor.layout
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    for view_only in ("split", "fold"):  # not part of the store: each run records its view
+        data.pop(view_only, None)
     return {
         "format_version": FORMAT_VERSION,
         "key": key,
         "kind": features_cfg.kind,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(elapsed, 3),
-        "config": {part: OmegaConf.to_container(cfg[part], resolve=True)
-                   for part in ("paths", "data", "features")},
+        "config": {"paths": OmegaConf.to_container(cfg.paths, resolve=True), "data": data,
+                   "features": OmegaConf.to_container(features_cfg, resolve=True)},
         "versions": {pkg: importlib.metadata.version(pkg)
                      for pkg in ("torch", "torchaudio", "numpy", "crema-exp")},
-        "weights": weights,
-        "extractor": extractor_identity(features_cfg, extractor),
+        "weights": dict(extractor.weights_identity),
+        "extractor": extractor.identity(),
         "streams": {s: {"dim": result.dims[s], "frame_rate": float(extractor.frame_rate),
-                        "layout": layout} for s in streams},
-        "corpus": {"root": str(corpus.root), "layout": corpus.layout, "splits": splits,
-                   "total": _statistics(used)},
+                        "layout": extractor.layout} for s in streams},
+        "corpus": {"root": str(corpus.root), "layout": corpus.layout,
+                   "total": _statistics(result.manifest_used)},
         "skipped": skipped.to_dict(orient="records"),
-        "recommended": recommended_settings(features_cfg.kind),
+        # for the record only: runs take their settings from conf/features/<kind>.yaml
+        "recommended": OmegaConf.to_container(features_cfg.recommended, resolve=True)
+        if features_cfg.get("recommended") is not None else {},
     }

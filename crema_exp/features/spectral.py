@@ -20,6 +20,7 @@ built on first use in each process. ``extract`` runs torch on one thread: the po
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 import numpy as np
@@ -42,6 +43,7 @@ class SpectralExtractor:
     """Waveform -> {"spectral": [T, D] float32} for the spectral feature kinds."""
 
     streams = ["spectral"]
+    weights_identity = {"random": False}  # no learned weights
 
     def __init__(self, features_cfg):
         if features_cfg.kind not in SPECTRAL_KINDS:
@@ -118,6 +120,17 @@ class SpectralExtractor:
                 blocks.append(self._pitch(wave))
             frames = torch.cat(blocks, dim=0).T
         return {"spectral": np.ascontiguousarray(frames.numpy(), dtype=np.float32)}
+
+    def extract_many(self, waves: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        return [self.extract(wave) for wave in waves]
+
+    def pool_workers(self, features_cfg) -> int:
+        """``features.num_workers`` processes (null = every core): one clip is one thread's work."""
+        return int(features_cfg.num_workers or os.cpu_count() or 1)
+
+    @staticmethod
+    def select_stream(features_cfg, streams, where: str) -> str:
+        return "spectral"
 
     def _pitch(self, wave: np.ndarray) -> torch.Tensor:
         """[3, T]: voicing, log-F0 (continuous), delta log-F0."""

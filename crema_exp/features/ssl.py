@@ -21,6 +21,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch.nn.utils import parametrize
 
 from crema_exp.config import ConfigError
@@ -32,6 +33,11 @@ FRAME_RATE = 50.0  # every supported model: 20 ms frame hop at 16 kHz
 # slower (the conv front end's activations outgrow the caches), so ~2 typical clips; on GPU ~100 s.
 MAX_BATCH_SAMPLES = {"cpu": 100_000, "cuda": 1_600_000}
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def layer_stream(layer: int) -> str:
+    """Stream name of an SSL hidden layer (0 = transformer input)."""
+    return f"layer_{layer:02d}"
 
 
 class SSLExtractor:
@@ -46,17 +52,45 @@ class SSLExtractor:
         if ssl_cfg.dtype not in _DTYPES:
             raise ConfigError(f"features.ssl.dtype={ssl_cfg.dtype!r}: expected one of {', '.join(_DTYPES)}")
         self._spec = describe_ssl_weights(ssl_cfg)
-        self.weights_identity = self._spec.identity
+        self.weights_identity = {**self._spec.identity, "random": ssl_cfg.weights == "random"}
+        self._arch_overrides = OmegaConf.to_container(ssl_cfg.arch_overrides, resolve=True)
+        self._dtype_name = ssl_cfg.dtype
         self.dim = int(self._spec.arch["encoder_embed_dim"])
         self.frame_rate = FRAME_RATE
         self.min_samples = _receptive_field(self._spec.arch["extractor_conv_layer_config"])
         num_layers = int(self._spec.arch["encoder_num_layers"])
         self._layers = _selected_layers(ssl_cfg.layers, num_layers)
-        self.streams = [f"layer_{k:02d}" for k in self._layers]
+        self.streams = [layer_stream(k) for k in self._layers]
         self._device = resolve_device(ssl_cfg.device, "features.ssl.device")
         self._dtype = _DTYPES[ssl_cfg.dtype]
         self._model = None  # loaded by the first extraction: a reused store needs no weights
         self._transformer_input = threading.local()
+
+    layout = None  # hidden states have no named column blocks
+
+    def identity(self) -> dict:
+        """What changes the stored values: weights, stored layers, compute dtype (not device)."""
+        return {"model": self._spec.model_name, "weights": self.weights_identity,
+                "layers": self._layers, "dtype": self._dtype_name,
+                "arch_overrides": self._arch_overrides}
+
+    def pool_workers(self, features_cfg) -> int:
+        return 1  # forward passes already run one per core on a thread pool (see _parallel)
+
+    @staticmethod
+    def select_stream(features_cfg, streams, where: str) -> str:
+        """``ssl_layer``: a layer number, or a negative index into the stored layers (-1 = last)."""
+        layers = sorted(int(s.removeprefix("layer_")) for s in streams)
+        wanted = int(features_cfg.ssl_layer)
+        if wanted < 0:
+            if -wanted > len(layers):
+                raise ValueError(f"features.ssl_layer={wanted}: {where} stores only "
+                                 f"{len(layers)} layers ({layers})")
+            return layer_stream(layers[wanted])
+        if wanted not in layers:
+            raise ValueError(f"features.ssl_layer={wanted} is not stored in {where}; "
+                             f"stored layers: {layers}")
+        return layer_stream(wanted)
 
     def _ensure_model(self) -> None:
         if self._model is None:

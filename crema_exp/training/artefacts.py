@@ -1,4 +1,4 @@
-"""The files of a run directory (docs/interfaces.md "Train job"), each written atomically."""
+"""The files of a run directory (names in crema_exp/run_files.py), each written atomically."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from crema_exp import run_files
 from crema_exp.config import EMOTIONS
 from crema_exp.atomic import write_csv_atomic, write_json_atomic
 from crema_exp.training.loop import TrainingResult
@@ -24,7 +25,7 @@ class RunStatus:
     """status.json: running at start, then completed (with objective) or failed (with error)."""
 
     def __init__(self, run_dir: Path, optimized_metric: str):
-        self.path = Path(run_dir) / "status.json"
+        self.path = Path(run_dir) / run_files.STATUS
         self.started_at = time.monotonic()
         self.record = {
             "status": "running", "error": None, "started": _now(), "finished": None,
@@ -48,13 +49,13 @@ def write_run_artefacts(
     ``extra`` is merged into test_metrics.json (e.g. warnings about random SSL weights).
     """
     run_dir = Path(run_dir)
-    write_json_atomic(run_dir / "history.json", result.history)
-    write_csv_atomic(run_dir / "metrics.csv", pd.DataFrame(result.history))
-    plot_training_curves(result.history, run_dir / "training_curves.png")
+    write_json_atomic(run_dir / run_files.HISTORY, result.history)
+    write_csv_atomic(run_dir / run_files.METRICS, pd.DataFrame(result.history))
+    plot_training_curves(result.history, run_dir / run_files.TRAINING_CURVES)
 
     test, val = result.test, result.best_validation
     write_json_atomic(
-        run_dir / "test_metrics.json",
+        run_dir / run_files.TEST_METRICS,
         {
             **test.metrics,
             "num_clips": int(len(test.labels)),
@@ -72,12 +73,12 @@ def write_run_artefacts(
             **{f"p_{name}": test.probabilities[:, i] for i, name in enumerate(EMOTIONS)},
         }
     )
-    write_csv_atomic(run_dir / "test_predictions.csv", predictions)
+    write_csv_atomic(run_dir / run_files.TEST_PREDICTIONS, predictions)
     write_json_atomic(
-        run_dir / "classification_report.json", per_class_report(test.labels, test.predictions)
+        run_dir / run_files.CLASSIFICATION_REPORT, per_class_report(test.labels, test.predictions)
     )
     plot_confusion(
         normalised_confusion(test.labels, test.predictions), list(EMOTIONS),
-        run_dir / "confusion_matrix.png",
+        run_dir / run_files.CONFUSION_MATRIX,
         title=f"test (epoch {result.best_epoch}), rows normalised by true class",
     )

@@ -1,4 +1,4 @@
-"""Length-bucketed batches cut from a SplitData, normalised as float32 on the fly.
+"""Length-bucketed batches cut from a SplitData, prepared by the run's InputTransform on the fly.
 
 Sorting by length keeps padding small; shuffling inside buckets and shuffling the batch order keep
 the batches random from epoch to epoch, driven by one seeded numpy Generator (reproducible).
@@ -11,9 +11,8 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from torch.nn.utils.rnn import pad_sequence
-
 from crema_exp.training.data import SplitData
+from crema_exp.training.input_transform import InputTransform
 
 
 def bucketed_batches(
@@ -39,18 +38,17 @@ def bucketed_batches(
 
 @dataclass
 class Batch:
-    frames: torch.Tensor  # float32 [B, T, D], zeros on padding
+    frames: torch.Tensor  # float32 [B, T, D], prepared by the InputTransform, zeros on padding
     lengths: torch.Tensor  # int64 [B]
     labels: torch.Tensor  # int64 [B]
     indices: np.ndarray  # clip positions in the split
 
 
 class BatchMaker:
-    """Cuts clips out of the packed split and applies the global (train-split) normalisation."""
+    """Cuts clips out of the packed split and prepares them with the input transform."""
 
-    def __init__(self, mean: np.ndarray, var: np.ndarray, device: torch.device):
-        self.mean = torch.as_tensor(mean, dtype=torch.float32, device=device)
-        self.inv_std = torch.rsqrt(torch.as_tensor(var, dtype=torch.float32, device=device) + 1e-5)
+    def __init__(self, transform: InputTransform, device: torch.device):
+        self.transform = transform
         self.device = device
 
     def make(self, split: SplitData, indices: np.ndarray) -> Batch:
@@ -58,12 +56,11 @@ class BatchMaker:
         frame_index = np.concatenate(
             [np.arange(o, o + n) for o, n in zip(split.offsets[indices], lengths)]
         )
-        flat = split.frames[torch.from_numpy(frame_index)].to(self.device).float()
-        flat = (flat - self.mean) * self.inv_std
-        clips = torch.split(flat, lengths.tolist())
+        flat = split.frames[torch.from_numpy(frame_index)].to(self.device)
+        lengths_tensor = torch.from_numpy(lengths)
         return Batch(
-            frames=pad_sequence(clips, batch_first=True),
-            lengths=torch.from_numpy(lengths),
+            frames=self.transform.batch(flat, lengths_tensor),
+            lengths=lengths_tensor,
             labels=torch.from_numpy(split.labels[indices]).to(self.device),
             indices=indices,
         )

@@ -1,8 +1,8 @@
 """best_model.pt: everything needed to predict from the file alone.
 
 It holds the (EMA) weights, the model config, the resolved train config, the label order, the
-global normalisation, per-utterance CMVN on/off, and the feature config and weights identity, so
-predict can rebuild the extractor and reproduce the store's features exactly.
+input transform (stream, normalisation, per-utterance CMVN, layout), and the feature config and
+weights identity, so predict can rebuild the extractor and prepare frames exactly as training did.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from crema_exp.config import EMOTIONS, ModelConfig
 from crema_exp.atomic import atomic_write
 from crema_exp.models import EmotionClassifier
+from crema_exp.training.input_transform import InputTransform
 
-FORMAT = "crema_exp.best_model/1"
+FORMAT = "crema_exp.best_model/2"  # 2: one "input_transform" entry
 
 
 def save_checkpoint(
@@ -27,25 +27,19 @@ def save_checkpoint(
     model: torch.nn.Module,
     *,
     cfg: DictConfig,
-    stream: str,
-    mean: np.ndarray,
-    var: np.ndarray,
+    transform: InputTransform,
     weights: Any,
-    layout: dict | None,
     epoch: int,
     validation: dict[str, float],
 ) -> None:
     payload = {
         "format": FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "input_dim": int(len(mean)),
+        "input_dim": transform.dim,
         "model_config": OmegaConf.to_container(cfg.model, resolve=True),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "labels": list(EMOTIONS),
-        "normalisation": {"stream": stream, "mean": np.asarray(mean, np.float32),
-                          "var": np.asarray(var, np.float32)},
-        "per_utterance_cmvn": bool(cfg.regularization.per_utterance_cmvn),
-        "layout": layout,
+        "input_transform": transform.to_dict(),
         "features": OmegaConf.to_container(cfg.features, resolve=True),
         "weights": weights,
         "epoch": epoch,
@@ -63,10 +57,7 @@ class Predictor:
     labels: list[str]
     features: dict
     weights: Any
-    mean: np.ndarray
-    var: np.ndarray
-    per_utterance_cmvn: bool
-    layout: dict | None  # spectral block columns (what per-utterance CMVN normalises)
+    transform: InputTransform
     checkpoint: dict
 
 
@@ -84,15 +75,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Pre
     model = EmotionClassifier(ckpt["input_dim"], model_cfg, num_classes=len(ckpt["labels"]))
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()
-    norm = ckpt["normalisation"]
     return Predictor(
         model=model,
         labels=list(ckpt["labels"]),
         features=ckpt["features"],
         weights=ckpt["weights"],
-        mean=norm["mean"],
-        var=norm["var"],
-        per_utterance_cmvn=ckpt["per_utterance_cmvn"],
-        layout=ckpt["layout"],
+        transform=InputTransform.from_dict(ckpt["input_transform"]),
         checkpoint=ckpt,
     )

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from crema_exp.config import EMOTIONS
+from crema_exp.data.splits import SPLITS
 
 
 @dataclass
@@ -43,26 +44,26 @@ def labels_from_emotions(emotions: pd.Series, source: str) -> np.ndarray:
     return np.array(emotions.map(lookup), dtype=np.int64)
 
 
-def load_split(store, split: str, stream: str) -> SplitData:
-    """Read one split of ``stream`` from a FeatureStore into memory and check its index."""
-    features, index = store.read(split, stream)
-    source = f"{store.root}/{split}/index.csv"
-    if len(index) == 0:
-        raise ValueError(f"{source}: the {split} split holds no clips")
-    offsets = index["offset"].to_numpy(np.int64)
-    lengths = index["length"].to_numpy(np.int64)
+def load_split(view, split: str, stream: str) -> SplitData:
+    """Copy the clips of one split of ``stream`` out of the store into memory, packed."""
+    features = view.store.read(stream)
+    rows = view.split(split)
+    source = f"{view.store.root}/index.csv"
+    if len(rows) == 0:
+        raise ValueError(f"{view.root}: the {split} split holds no clips")
+    offsets = rows["offset"].to_numpy(np.int64)
+    lengths = rows["length"].to_numpy(np.int64)
     if (lengths < 1).any() or (offsets < 0).any() or (offsets + lengths > len(features)).any():
-        raise ValueError(
-            f"{source}: offsets/lengths do not fit {split}/{stream}.npy ({len(features)} frames)"
-        )
-    frames = torch.from_numpy(np.array(features, dtype=np.float16))  # one copy into memory
+        raise ValueError(f"{source}: offsets/lengths do not fit {stream}.npy "
+                         f"({len(features)} frames)")
+    frames = np.concatenate([features[o:o + n] for o, n in zip(offsets, lengths)])
     return SplitData(
         name=split,
-        frames=frames,
-        offsets=offsets,
+        frames=torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float16)),
+        offsets=np.cumsum(lengths) - lengths,
         lengths=lengths,
-        labels=labels_from_emotions(index["emotion"], source),
-        clip_ids=index["clip_id"].astype(str).tolist(),
+        labels=labels_from_emotions(rows["emotion"], f"{view.root}/splits.csv"),
+        clip_ids=rows["clip_id"].astype(str).tolist(),
     )
 
 
@@ -73,16 +74,19 @@ class TrainingData:
     train: SplitData
     validation: SplitData
     test: SplitData
-    mean: np.ndarray  # global normalisation from the train split
+    stream: str
+    mean: np.ndarray  # global normalisation from the view's train split
     var: np.ndarray
     layout: dict | None  # spectral block columns, None for SSL layers
 
 
-def load_training_data(store, stream: str) -> TrainingData:
-    mean, var = store.normalisation(stream)
+def load_training_data(view, stream: str) -> TrainingData:
+    """Every split of ``stream`` in this view, with the view's train-only statistics."""
+    mean, var = view.normalisation(stream)
     return TrainingData(
-        *(load_split(store, split, stream) for split in ("train", "validation", "test")),
+        *(load_split(view, split, stream) for split in SPLITS),
+        stream=stream,
         mean=mean,
         var=var,
-        layout=store.metadata["streams"][stream].get("layout"),
+        layout=view.store.metadata["streams"][stream].get("layout"),
     )

@@ -21,11 +21,12 @@ from torch import nn
 from crema_exp.config import EMOTIONS
 from crema_exp.device import resolve_device
 from crema_exp.models import EmotionClassifier
-from crema_exp.training.augment import SpecAugment, per_utterance_cmvn
+from crema_exp.training.augment import SpecAugment
 from crema_exp.training.batching import Batch, BatchMaker
 from crema_exp.training.data import SplitData, TrainingData
 from crema_exp.training.ema import WeightAverager
-from crema_exp.training.metrics import summary_metrics
+from crema_exp.training.input_transform import InputTransform
+from crema_exp.training.metrics import lower_is_better, summary_metrics
 from crema_exp.training.optim import build_optimizer, build_scheduler
 from crema_exp.training.progress import EpochProgress
 from crema_exp.training.rdrop import classification_loss
@@ -52,6 +53,7 @@ class TrainingResult:
     best_validation: Evaluation | None = None
     test: Evaluation | None = None
     objective: float = math.nan
+    transform: InputTransform | None = None  # how inputs were prepared (saved in the checkpoint)
 
 
 def class_weights(labels: np.ndarray) -> torch.Tensor:
@@ -64,7 +66,7 @@ def class_weights(labels: np.ndarray) -> torch.Tensor:
 def is_better(metric: str, value: float, best: float | None) -> bool:
     if best is None:
         return True
-    return value < best if metric == "val_loss" else value > best
+    return value < best if lower_is_better(metric) else value > best
 
 
 class Trainer:
@@ -76,17 +78,16 @@ class Trainer:
         self.device = resolve_device(cfg.trainer.device, "trainer.device")
         self.amp = bool(cfg.trainer.amp) and self.device.type == "cuda"
         reg = cfg.regularization
-        self.cmvn = bool(reg.per_utterance_cmvn)
+        self.transform = InputTransform(data.stream, data.mean, data.var,
+                                        bool(reg.per_utterance_cmvn), data.layout)
         self.spec_augment = (
             SpecAugment(reg.spec_augment, data.layout) if reg.spec_augment.enabled else None
         )
-        self.batches = BatchMaker(data.mean, data.var, self.device)
+        self.batches = BatchMaker(self.transform, self.device)
 
     def prepare(self, batch: Batch, train: bool) -> torch.Tensor:
-        """Per-utterance CMVN (if on), then SpecAugment on training batches (if on)."""
+        """The batch's prepared frames, with SpecAugment on training batches (if on)."""
         frames = batch.frames
-        if self.cmvn:
-            frames = per_utterance_cmvn(frames, batch.lengths, self.data.layout)
         if train and self.spec_augment is not None:
             frames = self.spec_augment(frames, batch.lengths)
         return frames
@@ -126,7 +127,7 @@ class Trainer:
         criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=reg.label_smoothing)
 
         metric = trainer_cfg.optimized_metric
-        result = TrainingResult(model=averager.evaluated)
+        result = TrainingResult(model=averager.evaluated, transform=self.transform)
         best_value, best_state, stale = None, None, 0
         for epoch in range(1, trainer_cfg.epochs + 1):
             started = time.perf_counter()

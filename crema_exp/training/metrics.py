@@ -16,6 +16,11 @@ from crema_exp.config import EMOTIONS
 CLASS_IDS = list(range(len(EMOTIONS)))
 
 
+def lower_is_better(metric: str) -> bool:
+    """The one direction rule: losses are minimised, every score (wa, uar, macro_f1) maximised."""
+    return metric.endswith("loss")
+
+
 def summary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """WA = accuracy, UAR = mean per-class recall, macro-F1 over the six emotions."""
     return {

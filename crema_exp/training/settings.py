@@ -1,8 +1,9 @@
-"""Resolve the config values left null from the feature store's recommendations.
+"""Resolve the config values left null from the feature kind's recommendations.
 
-An explicit user value always wins; a null takes metadata["recommended"][key]; a null the store
-does not recommend falls back to a conservative default. Every value is logged with its source and
-written back into the config, so the saved config is the one that actually ran.
+The recommendations live in the config tree (``features.recommended`` in conf/features/<kind>.yaml,
+visible with ``--cfg job``). An explicit user value always wins; a null takes the recommendation; a
+null the kind does not recommend falls back to a conservative default. Every value is logged with
+its source and written back into the config, so the saved config is the one that actually ran.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import logging
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from crema_exp.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,27 @@ FALLBACKS: dict[str, Any] = {
     "regularization.spec_augment.enabled": False,
     "regularization.per_utterance_cmvn": False,
 }
+
+
+def recommended_settings(features_cfg: DictConfig) -> dict[str, Any]:
+    """``features.recommended`` as dotted train-config keys -> values; unknown keys are an error."""
+    node = features_cfg.get("recommended")
+    nested = OmegaConf.to_container(node, resolve=True) if node is not None else {}
+    flat: dict[str, Any] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for name, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{name}.")
+            else:
+                flat[f"{prefix}{name}"] = value
+
+    walk(nested, "")
+    unknown = sorted(set(flat) - set(FALLBACKS))
+    if unknown:
+        raise ConfigError(f"features.recommended: no such setting {unknown}; "
+                          f"recommendable: {sorted(FALLBACKS)}")
+    return flat
 
 
 def resolve_settings(cfg: DictConfig, recommended: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,56 @@
+"""What a model's input frames go through, in training and in predict alike.
+
+Stored float16 frames -> float32 -> global normalisation with the view's train-split statistics
+-> zero-padded batch -> per-utterance CMVN when on. The object is saved in best_model.pt, so predict
+prepares frames exactly as training did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from crema_exp.training.augment import per_utterance_cmvn
+
+VARIANCE_FLOOR = 1e-5
+
+
+@dataclass
+class InputTransform:
+    """Global normalisation (train statistics) and optional per-utterance CMVN of one stream."""
+
+    stream: str
+    mean: np.ndarray  # float32 [dim]
+    var: np.ndarray  # float32 [dim]
+    per_utterance_cmvn: bool
+    layout: dict | None  # spectral column blocks: CMVN normalises only the mel blocks
+
+    @property
+    def dim(self) -> int:
+        return int(len(self.mean))
+
+    def batch(self, flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Packed frames [sum(lengths), dim] (any float dtype) -> prepared [B, T, dim] float32.
+
+        Padding stays zero (the normalised global mean).
+        """
+        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=flat.device)
+        var = torch.as_tensor(self.var, dtype=torch.float32, device=flat.device)
+        flat = (flat.float() - mean) * torch.rsqrt(var + VARIANCE_FLOOR)
+        frames = pad_sequence(torch.split(flat, lengths.tolist()), batch_first=True)
+        if self.per_utterance_cmvn:
+            frames = per_utterance_cmvn(frames, lengths, self.layout)
+        return frames
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stream": self.stream, "mean": np.asarray(self.mean, np.float32),
+                "var": np.asarray(self.var, np.float32),
+                "per_utterance_cmvn": bool(self.per_utterance_cmvn), "layout": self.layout}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> "InputTransform":
+        return cls(**state)
