@@ -8,6 +8,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from crema_exp.cli_errors import user_errors
 from crema_exp.config import register_configs, validate
 from crema_exp.features.precompute import ensure_store
 
@@ -15,6 +16,7 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="precompute")
+@user_errors
 def main(cfg: DictConfig) -> str:
     validate(cfg)
     store = ensure_store(cfg)

@@ -14,6 +14,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from crema_exp.cli_errors import user_errors
 from crema_exp.config import register_configs, validate
 from crema_exp.features.precompute import ensure_store
 from crema_exp.atomic import atomic_write, write_json_atomic
@@ -88,6 +89,7 @@ def run_job(cfg: DictConfig, run_dir: Path) -> float:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@user_errors
 def main(cfg: DictConfig) -> float:
     return run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
 
