@@ -22,6 +22,7 @@ from crema_exp.training.artefacts import RunStatus, write_run_artefacts
 from crema_exp.training.checkpoint import save_checkpoint
 from crema_exp.training.data import load_training_data
 from crema_exp.training.loop import Trainer
+from crema_exp.training.sanity import split_warnings
 from crema_exp.sweeps import register_sweeper_plugin
 from crema_exp.training.settings import disable_spec_augment_without_layout, resolve_settings
 
@@ -60,6 +61,8 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     data = load_training_data(store, stream)
     log.info("clips: train %d, validation %d, test %d", len(data.train), len(data.validation),
              len(data.test))
+    warnings += split_warnings({split: store.read(split, stream)[1]
+                                for split in ("train", "validation", "test")})
     result = Trainer(cfg, data).fit()
 
     save_checkpoint(
@@ -72,6 +75,8 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
                         {"feature_store": str(store.root), "stream": stream, "warnings": warnings})
     log.info("best epoch %d: %s = %.4f; test %s", result.best_epoch,
              cfg.trainer.optimized_metric, result.objective, result.test.metrics)
+    for warning in warnings:
+        log.warning("result warning: %s", warning)
     log.info("run folder: %s", run_dir)
     return result.objective
 
