@@ -90,6 +90,21 @@ def test_failed_run_records_the_error_and_reraises(toy_store, tmp_path):
     assert status["objective"] is None
 
 
+def test_result_warnings_reach_test_metrics_and_the_log(toy_store, tmp_path, caplog):
+    store = toy_store()
+    index = pd.read_csv(store.root / "validation" / "index.csv")
+    index.loc[:, "actor"] = 1001  # the train split's first actor: speakers shared
+    index.to_csv(store.root / "validation" / "index.csv", index=False)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    train_job.run_job(composed(["trainer.epochs=1"]), run_dir)
+    warnings = json.loads((run_dir / "test_metrics.json").read_text())["warnings"]
+    shared = ("1 actor(s) appear in both train and validation (1001): the scores measure seen "
+              "speakers")
+    assert shared in warnings
+    assert f"result warning: {shared}" in caplog.text
+
+
 @pytest.mark.slow
 def test_end_to_end_train_then_predict_on_the_demo_corpus(tmp_path):
     env = {**os.environ, "CREMA_EXP_CACHE": str(tmp_path / "cache")}
