@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from crema_exp.cli_errors import user_errors
 from crema_exp.config import register_configs, validate
 from crema_exp.features.precompute import ensure_store
+from crema_exp.features.weights_check import require_ssl_weights
 from crema_exp.atomic import atomic_write, write_json_atomic
 from crema_exp.training.artefacts import RunStatus, write_run_artefacts
 from crema_exp.training.checkpoint import save_checkpoint
@@ -41,6 +42,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     validate(cfg)
     if cfg.trainer.num_threads is not None:
         torch.set_num_threads(cfg.trainer.num_threads)
+    require_ssl_weights(cfg)  # before the corpus is generated or scanned
     store = ensure_store(cfg)
     stream = store.stream_name(cfg.features)
     log.info("feature store %s, stream %s", store.root, stream)
