@@ -269,3 +269,13 @@ def test_recommendations_name_real_train_config_keys():
     assert recommended_settings("mel")["regularization.rdrop_alpha"] == 0.4
     with pytest.raises(ValueError, match="no recommendations"):
         recommended_settings("mfcc")
+
+
+def test_a_build_that_fails_before_its_first_part_leaves_no_store_folder(tmp_path, corpus):
+    class WeightsFail(FakeSSLExtractor):
+        def extract_many(self, waves):
+            raise RuntimeError("cannot load the SSL weights")
+
+    with pytest.raises(RuntimeError, match="SSL weights"):
+        ensure_store(make_cfg(tmp_path, kind="ssl"), WeightsFail())
+    assert [p.suffix for p in (tmp_path / "features").iterdir()] == [".lock"]  # no ssl-*/parts
