@@ -16,6 +16,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from crema_exp.comparison.effective import effective_overrides
 from crema_exp.sweeps import TRIAL_RECORD
 
 
@@ -29,7 +30,7 @@ class Run:
     name: str  # path relative to the common parent of the compared folders
     status: str  # running | completed | failed (status.json), or "unknown" without one
     error: str | None = None
-    overrides: dict[str, str] = field(default_factory=dict)  # key -> value, from overrides.yaml
+    overrides: dict[str, str] = field(default_factory=dict)  # key -> value that acted (effective.py)
     history: list[dict[str, Any]] = field(default_factory=list)
     test_metrics: dict[str, Any] = field(default_factory=dict)
     optuna: dict[str, Any] = field(default_factory=dict)  # study, trial, storage
@@ -81,7 +82,8 @@ def load_run(run_dir: Path, name: str) -> Run:
         name=name,
         status=status.get("status", "unknown"),
         error=status.get("error"),
-        overrides=_read_overrides(run_dir / ".hydra" / "overrides.yaml", problems),
+        overrides=effective_overrides(
+            _read_overrides(run_dir / ".hydra" / "overrides.yaml", problems), run_dir),
         history=_read_json(run_dir / "history.json", problems) or [],
         test_metrics=_read_json(run_dir / "test_metrics.json", problems) or {},
         optuna=_read_json(run_dir / TRIAL_RECORD, problems) or {},
