@@ -24,12 +24,22 @@ from crema_exp.comparison.runs import Run
 
 log = logging.getLogger(__name__)
 
+# A random forest fitted to fewer completed trials than this ranks noise: with a handful of points
+# any parameter can split them perfectly, and the ranking changes with the forest's seed. Ten is
+# also TPE's default number of random start-up trials, after which the sampler itself starts
+# modelling the objective.
+MIN_COMPLETED_TRIALS = 10
+
 
 def param_importances(runs: list[Run], board: pd.DataFrame) -> tuple[dict[str, float], str]:
     """Importances (summing to 1) and where they come from, or ({}, why there are none)."""
     study, source = stored_study(runs)
     if study is None:
         study, source = study_from_leaderboard(board), "the compared runs"
+    completed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    if completed < MIN_COMPLETED_TRIALS:
+        return {}, (f"not shown: {completed} completed trial(s), importances need at least "
+                    f"{MIN_COMPLETED_TRIALS}")
     try:
         importances = optuna.importance.get_param_importances(
             study, evaluator=MeanDecreaseImpurityImportanceEvaluator(seed=0))

@@ -62,6 +62,10 @@ def build_leaderboard(runs: list[Run], metric: str) -> pd.DataFrame:
         metric, ascending=lower_is_better(metric), na_position="last", kind="stable")
     unscored, warned = board[metric].isna(), board["warnings"] != ""
     board = board.iloc[(2 * unscored + warned).argsort(kind="stable")]
+    # the scores first after the run's name, then how the run went, then what it swept
+    scores = [metric, *(c for c in board if c.startswith(("val_", "test_")) and c != metric)]
+    board = board[["run", *scores, "status", "warnings", *params,
+                   *(c for c in board if c not in {"run", "status", "warnings", *scores, *params})]]
     ranked = board[metric].notna()
     board.insert(0, "rank", pd.array([i + 1 if r else pd.NA for i, r in enumerate(ranked)],
                                      dtype="Int64"))

@@ -112,3 +112,22 @@ def _read_overrides(path: Path, problems: list[str]) -> dict[str, str]:
         problems.append(f"{path.name}: unreadable ({exc})")
         return {}
     return {o.key_or_group: o.get_value_element_as_str() for o in parsed if not o.is_delete()}
+
+
+# Sweeper search-space functions that sample from a range; choice(...), comma lists and values set
+# in a custom search space are categories.
+CONTINUOUS_SWEEPS = ("interval(", "range(")
+
+
+def continuous_params(runs: list[Run]) -> set[str]:
+    """Parameters some run's sweeper samples from a numeric range (hydra.sweeper.params)."""
+    found: set[str] = set()
+    for hydra_yaml in {run.path / ".hydra" / "hydra.yaml" for run in runs}:
+        try:
+            params = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.sweeper.params")
+        except Exception:  # a damaged or missing file: those runs' params count as categories
+            continue
+        if params:
+            found |= {key for key, value in params.items()
+                      if any(f in str(value) for f in CONTINUOUS_SWEEPS)}
+    return found
