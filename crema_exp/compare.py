@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def console_table(board: pd.DataFrame, width: int = CONSOLE_WIDTH) -> pd.DataFrame:
     """The leaderboard's leading columns, cells cut to CELL_WIDTH, as many as fit in ``width``.
 
-    Parameter columns are named by their last key part (``regularization.rdrop_alpha`` ->
+    Order: rank, run, the ranking metric and its test score, status, warned, the swept parameters,
+    then the other scores. Parameter columns are named by their last key part (``regularization.rdrop_alpha`` ->
     ``rdrop_alpha``); a run with result warnings shows ``yes`` under ``warned``.
     """
     shown = formatted(board.drop(columns=[c for c in SHOWN_COLUMNS_DROPPED if c in board]))
@@ -44,8 +45,16 @@ def console_table(board: pd.DataFrame, width: int = CONSOLE_WIDTH) -> pd.DataFra
     shown = shown.rename(columns={"warnings": "warned"})
     shown = shown.rename(columns={p: p.rsplit(".", 1)[-1] for p in board.attrs["params"]})
     shown = shown.map(lambda text: text if len(text) <= CELL_WIDTH else text[:CELL_WIDTH - 1] + "…")
+    # a run's name differs at its end (trial_0007): keep the end
+    shown["run"] = board["run"].map(lambda name: name if len(name) <= CELL_WIDTH
+                                    else "…" + name[-(CELL_WIDTH - 1):])
+    metric = board.attrs["metric"]
+    test_score = "test_" + metric.removeprefix("val_")
+    first = ["rank", "run", metric, test_score, "status", "warned",
+             *(p.rsplit(".", 1)[-1] for p in board.attrs["params"])]
+    order = [c for c in first if c in shown] + [c for c in shown if c not in first]
     kept, used = [], 0
-    for column in shown.columns:
+    for column in shown[order].columns:
         column_width = max(len(str(column)), shown[column].str.len().max() or 0) + 2
         if used + column_width > width:
             break

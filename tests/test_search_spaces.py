@@ -17,8 +17,9 @@ MASKS = ("regularization.spec_augment.freq_mask", "regularization.spec_augment.t
 def sweep(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("space")
     # the stand-in app scores features.ssl_layer, which the mel_prosody features do not have
-    run_app(cwd, "-m", "hparams_search=mel_prosody_optuna", "hydra.sweeper.n_trials=8",
-            "+features.ssl_layer=12")
+    done = run_app(cwd, "-m", "hparams_search=mel_prosody_optuna", "hydra.sweeper.n_trials=8",
+                   "+features.ssl_layer=12")
+    (cwd / "sweep.log").write_text(done.stdout + done.stderr)
     return cwd / "multirun" / "mel_prosody_optuna"
 
 
@@ -51,3 +52,8 @@ def test_values_behind_an_off_switch_are_left_out(tmp_path):
     # not swept: the run's resolved config (recommendations applied) says whether it was on
     (tmp_path / "resolved_config.yaml").write_text("regularization:\n  spec_augment:\n    enabled: false\n")
     assert effective_overrides({"regularization.spec_augment.time_mask": "40"}, tmp_path) == {}
+
+
+def test_a_redirected_sweep_log_has_no_colour_codes(sweep):
+    log = (sweep.parents[1] / "sweep.log").read_text()
+    assert "A new study created" in log and "\x1b[" not in log

@@ -45,6 +45,8 @@ def param_importances(runs: list[Run], board: pd.DataFrame) -> tuple[dict[str, f
             study, evaluator=MeanDecreaseImpurityImportanceEvaluator(seed=0))
     except (ValueError, RuntimeError) as exc:
         return {}, f"not available ({exc})"
+    if not importances:
+        return {}, "not shown: no swept parameter was set in every completed run"
     return dict(importances), source
 
 
@@ -67,7 +69,10 @@ def study_from_leaderboard(board: pd.DataFrame) -> optuna.Study:
     """An in-memory study with one completed trial per run that has the metric."""
     metric, params = board.attrs["metric"], board.attrs["params"]
     scored = board[board[metric].notna()]
-    distributions = {p: d for p in params if (d := infer_distribution(scored[p])) is not None}
+    # Like Optuna's intersection search space: only parameters every scored run set (a conditional
+    # one, or one a single compared folder set, has no value to fit in the other runs).
+    distributions = {p: d for p in params
+                     if (scored[p] != "").all() and (d := infer_distribution(scored[p])) is not None}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize" if lower_is_better(metric) else "maximize")
     with warnings.catch_warnings():

@@ -45,8 +45,9 @@ def plot_param_effects(board: pd.DataFrame, path: Path, continuous: set[str] = f
     """
     metric, params = board.attrs["metric"], board.attrs["params"]
     scored = board[board[metric].notna()]
-    # Only parameters that some scored run set (not e.g. a key only failed runs overrode).
-    params = [param for param in params if (scored[param] != "").any()]
+    # Only parameters with two or more values among the scored runs that set them: not a key only
+    # failed runs overrode, nor one that is constant within each compared folder.
+    params = [param for param in params if scored.loc[scored[param] != "", param].nunique() > 1]
     if not params:
         return None
     cols = min(3, len(params))
