@@ -148,3 +148,12 @@ def test_end_to_end_train_then_predict_on_the_demo_corpus(tmp_path):
     skipped = pd.read_csv(tmp_path / "predictions_skipped.csv")
     assert skipped["path"].str.endswith("broken.wav").tolist() == [True]
 
+    # without output=: a new folder under outputs/predict/, nothing in the working directory
+    before = set(tmp_path.iterdir())
+    subprocess.run([sys.executable, "-m", "crema_exp.predict",
+                    f"checkpoint={run_dir / 'best_model.pt'}", f"inputs={clip_dir}", "device=cpu"],
+                   cwd=tmp_path, env=env, check=True, timeout=200)
+    assert set(tmp_path.iterdir()) - before == {tmp_path / "outputs"}
+    written = sorted(p.name for p in (tmp_path / "outputs" / "predict").glob("*/*/*"))
+    assert written == ["predictions.csv", "predictions_skipped.csv"]
+
