@@ -60,7 +60,8 @@ def test_config_error_is_one_line_without_traceback_and_leaves_no_run_folder(tmp
 
 
 def test_data_error_of_precompute_leaves_no_run_folder(tmp_path):
-    done = _run(tmp_path, "crema_exp.precompute", "data=crema_d", f"data.root={tmp_path / 'nope'}")
+    done = _run(tmp_path, "crema_exp.precompute", "data=crema_d", f"data.root={tmp_path / 'nope'}",
+                "features=mel")
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
     assert str(tmp_path / "nope") in done.stderr
