@@ -21,6 +21,8 @@ def unknown_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
     fields = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
     problems = []
     for key in cfg.keys():
+        if not prefix and key == "hydra":  # Hydra's own node (present in compose(..., True))
+            continue
         full = f"{prefix}{key}"
         if fields is not None and key not in fields:
             close = difflib.get_close_matches(str(key), sorted(fields), n=3, cutoff=0.6)
