@@ -18,6 +18,8 @@ from crema_exp.comparison.report import formatted
 from crema_exp.comparison.runs import ComparisonError
 
 SHOWN_COLUMNS_DROPPED = ("error", "study")
+CONSOLE_WIDTH = 120  # the console table fits this; every column is in leaderboard.csv / report.html
+CELL_WIDTH = 24  # longer cells (run names, parameter values) are cut with "…"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,20 +33,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def print_leaderboard(board: pd.DataFrame) -> None:
+def console_table(board: pd.DataFrame, width: int = CONSOLE_WIDTH) -> pd.DataFrame:
+    """The leaderboard's leading columns, cells cut to CELL_WIDTH, as many as fit in ``width``.
+
+    Order: rank, run, the ranking metric and its test score, status, warned, the swept parameters,
+    then the other scores. Parameter columns are named by their last key part (``regularization.rdrop_alpha`` ->
+    ``rdrop_alpha``); a run with result warnings shows ``yes`` under ``warned``.
+    """
     shown = formatted(board.drop(columns=[c for c in SHOWN_COLUMNS_DROPPED if c in board]))
+    shown["warnings"] = shown["warnings"].map(lambda text: "yes" if text else "")
+    shown = shown.rename(columns={"warnings": "warned"})
+    shown = shown.rename(columns={p: p.rsplit(".", 1)[-1] for p in board.attrs["params"]})
+    shown = shown.map(lambda text: text if len(text) <= CELL_WIDTH else text[:CELL_WIDTH - 1] + "…")
+    # a run's name differs at its end (trial_0007): keep the end
+    shown["run"] = board["run"].map(lambda name: name if len(name) <= CELL_WIDTH
+                                    else "…" + name[-(CELL_WIDTH - 1):])
+    metric = board.attrs["metric"]
+    test_score = "test_" + metric.removeprefix("val_")
+    first = ["rank", "run", metric, test_score, "status", "warned",
+             *(p.rsplit(".", 1)[-1] for p in board.attrs["params"])]
+    order = [c for c in first if c in shown] + [c for c in shown if c not in first]
+    kept, used = [], 0
+    for column in shown[order].columns:
+        column_width = max(len(str(column)), shown[column].str.len().max() or 0) + 2
+        if used + column_width > width:
+            break
+        kept.append(column)
+        used += column_width
+    return shown[kept]
+
+
+def print_leaderboard(board: pd.DataFrame) -> None:
+    shown = console_table(board)
+    hidden = len(board.columns) - len(SHOWN_COLUMNS_DROPPED) - len(shown.columns)
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"ranked by {board.attrs['metric']} (validation)")
+        table = Table(title=f"ranked by {board.attrs['metric']} (validation)", box=None)
         for column in shown.columns:
-            table.add_column(str(column), overflow="fold")
+            table.add_column(str(column), no_wrap=True)
         for row in shown.itertuples(index=False):
             table.add_row(*row)
-        Console().print(table)
+        Console(width=CONSOLE_WIDTH).print(table)
     else:
         print(shown.to_string(index=False))
+    if hidden > 0:
+        print(f"({hidden} more column(s) in leaderboard.csv and report.html)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from crema_exp.config_keys import unknown_keys
 from crema_exp.features.kinds import KINDS
 
 EMOTIONS = ("anger", "disgust", "fear", "happy", "neutral", "sad")
@@ -231,8 +232,13 @@ _RANGES = {
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the key for values the schema's types cannot rule out."""
-    problems = []
+    """Raise ConfigError naming the key for values the schema's types cannot rule out.
+
+    Also refuses keys the schema does not define (added with ``+``: see config_keys).
+    """
+    problems = unknown_keys(cfg)
+    if problems:  # the range checks below could trip over the unknown key's neighbours
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     for key, allowed in _CHOICES.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and value not in allowed:

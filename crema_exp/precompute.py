@@ -8,15 +8,19 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from crema_exp.cli_errors import user_errors
 from crema_exp.config import register_configs, validate
 from crema_exp.features.precompute import ensure_store
+from crema_exp.features.weights_check import require_ssl_weights
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="precompute")
+@user_errors
 def main(cfg: DictConfig) -> str:
     validate(cfg)
+    require_ssl_weights(cfg)  # before the corpus is generated or scanned
     store = ensure_store(cfg)
     total = store.metadata["corpus"]["total"]
     print(f"feature store: {store.root}")

@@ -15,13 +15,14 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from crema_exp.cli_errors import user_errors
 from crema_exp.config import FeaturesConfig
 from crema_exp.data import AudioError, load_audio
 from crema_exp.device import resolve_device
 from crema_exp.features.frames import stored_frames
 from crema_exp.features.kinds import make_extractor
 from crema_exp.atomic import write_csv_atomic
-from crema_exp.training.checkpoint import Predictor, load_checkpoint
+from crema_exp.training.checkpoint import CheckpointError, Predictor, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def build_extractor(predictor: Predictor):
         for identity in (extractor.weights_identity, predictor.weights)
     )
     if now != trained_on:
-        raise ValueError(
+        raise CheckpointError(
             f"feature weights differ from those the model was trained on: now {now}, "
             f"checkpoint {trained_on}"
         )
@@ -106,6 +107,7 @@ def predict(checkpoint: str | Path, inputs: str | Path, device: str = "auto",
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@user_errors
 def main(cfg: DictConfig) -> None:
     predictions, skipped = predict(cfg.checkpoint, cfg.inputs, cfg.device, cfg.batch_size)
     output = Path(cfg.output)

@@ -15,13 +15,17 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from crema_exp import run_files
+from crema_exp.cli_errors import user_errors
 from crema_exp.config import register_configs, validate
+from crema_exp.data.splits import SPLITS
 from crema_exp.features.views import prepare_features
+from crema_exp.features.weights_check import require_ssl_weights
 from crema_exp.atomic import atomic_write, write_json_atomic
 from crema_exp.training.artefacts import RunStatus, write_run_artefacts
 from crema_exp.training.checkpoint import save_checkpoint
 from crema_exp.training.data import load_training_data
 from crema_exp.training.loop import Trainer
+from crema_exp.training.sanity import split_warnings
 from crema_exp.sweeps import register_sweeper_plugin
 from crema_exp.training.settings import (
     disable_spec_augment_without_layout,
@@ -44,6 +48,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     """One training run in ``run_dir``; returns trainer.optimized_metric at the best epoch."""
     validate(cfg)
     configure_threads(cfg.trainer.num_threads)
+    require_ssl_weights(cfg)  # before the corpus is generated or scanned
     view = prepare_features(cfg)
     store = view.store
     stream = store.stream_name(cfg.features)
@@ -65,6 +70,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     data = load_training_data(view, stream)
     log.info("clips: train %d, validation %d, test %d", len(data.train), len(data.validation),
              len(data.test))
+    warnings += split_warnings({split: view.split(split) for split in SPLITS})
     result = Trainer(cfg, data).fit()
 
     save_checkpoint(
@@ -78,6 +84,8 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
                          "features": view.record(), "warnings": warnings})
     log.info("best epoch %d: %s = %.4f; test %s", result.best_epoch,
              cfg.trainer.optimized_metric, result.objective, result.test.metrics)
+    for warning in warnings:
+        log.warning("result warning: %s", warning)
     log.info("run folder: %s", run_dir)
     return result.objective
 
@@ -95,6 +103,7 @@ def run_job(cfg: DictConfig, run_dir: Path) -> float:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@user_errors
 def main(cfg: DictConfig) -> float:
     return run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
 

@@ -19,7 +19,7 @@ from crema_exp.comparison.compare_runs import compare
 @pytest.fixture(scope="module")
 def multirun(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("compare")
-    run_app(cwd, "-m", "hparams_search=ssl_optuna", "hydra.sweeper.n_trials=5", "app.fail_trials=[2]")
+    run_app(cwd, "-m", "hparams_search=ssl_optuna", "hydra.sweeper.n_trials=12", "app.fail_trials=[2]")
     run_app(cwd, "-m", "hydra.sweep.dir=multirun/seeds", "trainer.seed=0,1",
             "regularization.rdrop_alpha=0.1,0.5", "features.ssl_layer=6")
     run_app(cwd, "-m", "hydra.sweep.dir=cross_validation", "data.fold=0,1,2")  # not under multirun/
@@ -31,10 +31,11 @@ def test_leaderboard_ranks_by_stored_validation_values_and_lists_failed_runs(mul
     board = result.leaderboard
     study = load_study(multirun / "ssl_optuna", "ssl_optuna")
     completed = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)
-    assert board["trial"].tolist()[:4] == [t.number for t in completed]
-    assert board["val_uar"].tolist()[:4] == pytest.approx([t.value for t in completed])
-    assert board["rank"].tolist()[:4] == [1, 2, 3, 4]
-    failed = board.iloc[4]
+    n = len(completed)
+    assert board["trial"].tolist()[:n] == [t.number for t in completed]
+    assert board["val_uar"].tolist()[:n] == pytest.approx([t.value for t in completed])
+    assert board["rank"].tolist()[:n] == list(range(1, n + 1))
+    failed = board.iloc[n]
     assert (failed["run"], failed["status"]) == ("trial_0002", "failed")
     assert pd.isna(failed["rank"]) and "injected failure" in failed["error"]
     assert {"features.ssl_layer", "regularization.rdrop_alpha",
@@ -50,8 +51,8 @@ def test_writes_tables_plots_and_a_self_contained_report(multirun, tmp_path):
                  "validation_curves.png"):
         assert (tmp_path / name).is_file(), name
     csv = pd.read_csv(tmp_path / "leaderboard.csv")
-    assert len(csv) == 9 and csv["run"].iloc[0] == result.leaderboard["run"].iloc[0]
-    assert "| rank | run | status |" in (tmp_path / "leaderboard.md").read_text()
+    assert len(csv) == 16 and csv["run"].iloc[0] == result.leaderboard["run"].iloc[0]
+    assert "| rank | run | val_uar | val_wa |" in (tmp_path / "leaderboard.md").read_text()
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5  # 4 plots + the best run's confusion matrix
     assert "src=\"http" not in html and "failed" in html
@@ -110,7 +111,7 @@ def test_val_loss_ranks_lowest_first(multirun, tmp_path):
 def test_cli_prints_the_leaderboard_and_names_the_output(multirun, tmp_path, capsys):
     assert main([str(multirun / "seeds"), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split()[:3] == ["rank", "run", "status"]
+    assert out.splitlines()[0].split()[:3] == ["rank", "run", "val_uar"]
     assert f"to {tmp_path}" in out
 
 
@@ -135,3 +136,72 @@ def test_nothing_comparable_is_an_error_naming_the_statuses(multirun, tmp_path):
     shutil.copytree(multirun / "ssl_optuna" / "trial_0002", sweep / "trial_0002")  # the failed one
     with pytest.raises(ComparisonError, match=r"none of the 1 run\(s\) has val_uar.*failed"):
         compare([str(sweep)])
+
+
+def test_importances_need_ten_completed_trials(multirun, tmp_path):
+    result = compare([str(multirun / "seeds")], out_dir=tmp_path)  # 4 completed runs
+    assert result.importances == {}
+    assert result.importance_source == ("not shown: 4 completed trial(s), importances need at "
+                                        "least 10")
+    assert not (tmp_path / "param_importances.png").exists()
+    assert "importances need at least 10" in (tmp_path / "report.html").read_text()
+
+
+def test_console_table_fits_120_columns_and_the_report_table_scrolls_in_a_frame(multirun, tmp_path,
+                                                                              capsys):
+    assert main([str(multirun / "*"), "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.split("\nwrote ")[0].splitlines()  # the table, not the paths
+    assert max(len(line) for line in lines) <= 120
+    assert "more column(s) in leaderboard.csv and report.html" in "\n".join(lines)
+    html = (tmp_path / "report.html").read_text()
+    assert '<div class="table-frame"><table' in html and "overflow: auto" in html
+
+
+def test_plots_use_trial_numbers_categories_and_a_readable_y_range(multirun, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from crema_exp.comparison import plots
+
+    axes, save = {}, plots._save
+
+    def keep_axes(fig, path):
+        axes[path.name] = fig.axes
+        return save(fig, path)
+    monkeypatch.setattr(plots, "_save", keep_axes)
+    result = compare([str(multirun / "ssl_optuna")], out_dir=tmp_path)
+    history = axes["optimisation_history.png"][0]
+    trials = history.lines[0].get_xdata()
+    assert list(trials) == sorted(result.leaderboard["trial"].dropna().astype(int))
+    assert all(float(t).is_integer() for t in history.get_xticks())
+    effects = {ax.get_xlabel(): ax for ax in axes["param_effects.png"] if ax.get_visible()}
+    ema = effects["regularization.ema_decay"]  # choice(...): categories, evenly spaced
+    labels = [t.get_text() for t in ema.get_xticklabels()]
+    assert labels == sorted(labels, key=float) and len(labels) <= 4
+    assert list(ema.get_xticks()) == list(range(len(labels)))
+    rdrop = effects["regularization.rdrop_alpha"].collections[0].get_offsets()[:, 0]
+    assert not all(float(x).is_integer() for x in rdrop)  # interval(...): the values themselves
+    curves = axes["validation_curves.png"][0]
+    low, high = curves.get_ylim()
+    assert high - low >= plots.MIN_Y_SPAN - 1e-9
+    plt.close("all")
+
+
+def test_a_one_epoch_curve_gets_a_readable_axis(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from crema_exp.comparison import plots
+    from crema_exp.comparison.runs import Run
+
+    captured = {}
+    original = plots._save
+    plots._save = lambda fig, path: captured.setdefault("ax", fig.axes[0])
+    try:
+        run = Run(path=tmp_path, name="one", status="completed",
+                  history=[{"epoch": 1, "val_uar": 1.0}])
+        plots.plot_validation_curves([run], "val_uar", tmp_path / "curves.png")
+    finally:
+        plots._save = original
+    low, high = captured["ax"].get_ylim()
+    assert (low, high) == pytest.approx((0.95, 1.05))
+    assert all(float(t).is_integer() for t in captured["ax"].get_xticks())
+    plt.close("all")

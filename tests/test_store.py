@@ -312,3 +312,13 @@ def test_recommendations_live_in_the_features_config_and_name_null_train_keys():
         assert recommended["regularization.rdrop_alpha"] == rdrop
     with pytest.raises(ConfigError, match=r"no such setting \['trainer.batchsize'\]"):
         recommended_settings(OmegaConf.create({"recommended": {"trainer": {"batchsize": 4}}}))
+
+
+def test_a_build_that_fails_before_its_first_part_leaves_no_store_folder(tmp_path, corpus):
+    class WeightsFail(FakeSSLExtractor):
+        def extract_many(self, waves):
+            raise RuntimeError("cannot load the SSL weights")
+
+    with pytest.raises(RuntimeError, match="SSL weights"):
+        ensure_store(make_cfg(tmp_path, kind="ssl"), WeightsFail())
+    assert [p.suffix for p in (tmp_path / "features").iterdir()] == [".lock"]  # no ssl-*/parts

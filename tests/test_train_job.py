@@ -91,6 +91,21 @@ def test_failed_run_records_the_error_and_reraises(toy_store, tmp_path):
     assert status["objective"] is None
 
 
+def test_result_warnings_reach_test_metrics_and_the_log(toy_store, tmp_path, caplog):
+    store = toy_store()
+    index = pd.read_csv(store.root / "validation" / "index.csv")
+    index.loc[:, "actor"] = 1001  # the train split's first actor: speakers shared
+    index.to_csv(store.root / "validation" / "index.csv", index=False)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    train_job.run_job(composed(["trainer.epochs=1"]), run_dir)
+    warnings = json.loads((run_dir / "test_metrics.json").read_text())["warnings"]
+    shared = ("1 actor(s) appear in both train and validation (1001): the scores measure seen "
+              "speakers")
+    assert shared in warnings
+    assert f"result warning: {shared}" in caplog.text
+
+
 @pytest.mark.slow
 def test_end_to_end_train_then_predict_on_the_demo_corpus(tmp_path):
     env = {**os.environ, "CREMA_EXP_CACHE": str(tmp_path / "cache")}
@@ -134,4 +149,13 @@ def test_end_to_end_train_then_predict_on_the_demo_corpus(tmp_path):
     assert predicted.sort_index().tolist() == expected.sort_index().tolist()
     skipped = pd.read_csv(tmp_path / "predictions_skipped.csv")
     assert skipped["path"].str.endswith("broken.wav").tolist() == [True]
+
+    # without output=: a new folder under outputs/predict/, nothing in the working directory
+    before = set(tmp_path.iterdir())
+    subprocess.run([sys.executable, "-m", "crema_exp.predict",
+                    f"checkpoint={run_dir / 'best_model.pt'}", f"inputs={clip_dir}", "device=cpu"],
+                   cwd=tmp_path, env=env, check=True, timeout=200)
+    assert set(tmp_path.iterdir()) - before == {tmp_path / "outputs"}
+    written = sorted(p.name for p in (tmp_path / "outputs" / "predict").glob("*/*/*"))
+    assert written == ["predictions.csv", "predictions_skipped.csv"]
 

@@ -23,7 +23,13 @@ from crema_exp.comparison.plots import (
     plot_validation_curves,
 )
 from crema_exp.comparison.report import write_csv, write_html, write_markdown
-from crema_exp.comparison.runs import ComparisonError, Run, discover_runs, load_runs
+from crema_exp.comparison.runs import (
+    ComparisonError,
+    Run,
+    continuous_params,
+    discover_runs,
+    load_runs,
+)
 
 
 @dataclass
@@ -70,7 +76,8 @@ def _write(result: Comparison, top_k: int) -> None:
     top_runs = [by_name[name] for name in board.dropna(subset=[metric])["run"].head(top_k)]
     best = top_runs[0]
     figures = {
-        f"{metric} vs each swept parameter": plot_param_effects(board, out / "param_effects.png"),
+        f"{metric} vs each swept parameter": plot_param_effects(
+            board, out / "param_effects.png", continuous_params(result.runs)),
         "Optimisation history": plot_optimisation_history(board, out / "optimisation_history.png"),
         f"Parameter importances ({result.importance_source})":
             plot_importances(result.importances, out / "param_importances.png"),
@@ -107,6 +114,8 @@ def _summary(result: Comparison, best: Run) -> list[str]:
     if result.importances:
         top = ", ".join(f"{k} {v:.2f}" for k, v in result.importances.items())
         lines.append(f"parameter importances ({result.importance_source}): {top}")
+    else:
+        lines.append(f"parameter importances: {result.importance_source}")
     return lines
 
 

@@ -24,17 +24,29 @@ from crema_exp.comparison.runs import Run
 
 log = logging.getLogger(__name__)
 
+# A random forest fitted to fewer completed trials than this ranks noise: with a handful of points
+# any parameter can split them perfectly, and the ranking changes with the forest's seed. Ten is
+# also TPE's default number of random start-up trials, after which the sampler itself starts
+# modelling the objective.
+MIN_COMPLETED_TRIALS = 10
+
 
 def param_importances(runs: list[Run], board: pd.DataFrame) -> tuple[dict[str, float], str]:
     """Importances (summing to 1) and where they come from, or ({}, why there are none)."""
     study, source = stored_study(runs)
     if study is None:
         study, source = study_from_leaderboard(board), "the compared runs"
+    completed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    if completed < MIN_COMPLETED_TRIALS:
+        return {}, (f"not shown: {completed} completed trial(s), importances need at least "
+                    f"{MIN_COMPLETED_TRIALS}")
     try:
         importances = optuna.importance.get_param_importances(
             study, evaluator=MeanDecreaseImpurityImportanceEvaluator(seed=0))
     except (ValueError, RuntimeError) as exc:
         return {}, f"not available ({exc})"
+    if not importances:
+        return {}, "not shown: no swept parameter was set in every completed run"
     return dict(importances), source
 
 
@@ -57,7 +69,10 @@ def study_from_leaderboard(board: pd.DataFrame) -> optuna.Study:
     """An in-memory study with one completed trial per run that has the metric."""
     metric, params = board.attrs["metric"], board.attrs["params"]
     scored = board[board[metric].notna()]
-    distributions = {p: d for p in params if (d := infer_distribution(scored[p])) is not None}
+    # Like Optuna's intersection search space: only parameters every scored run set (a conditional
+    # one, or one a single compared folder set, has no value to fit in the other runs).
+    distributions = {p: d for p in params
+                     if (scored[p] != "").all() and (d := infer_distribution(scored[p])) is not None}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize" if lower_is_better(metric) else "maximize")
     with warnings.catch_warnings():

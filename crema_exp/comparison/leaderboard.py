@@ -31,7 +31,12 @@ def validation_value(run: Run, metric: str) -> float:
 
 
 def build_leaderboard(runs: list[Run], metric: str) -> pd.DataFrame:
-    """Rows ranked by ``metric``; runs without it (failed early, running) come last, unranked."""
+    """Rows ranked by ``metric``; runs without it (failed early, running) come last, unranked.
+
+    Runs whose test_metrics.json carries result warnings (a split without some emotion, too few
+    validation/test clips, shared actors, random SSL weights) rank after every sound run: their
+    scores are not comparable. The ``warnings`` column says why.
+    """
     params = swept_params(runs)
     rows = []
     for run in runs:
@@ -48,9 +53,16 @@ def build_leaderboard(runs: list[Run], metric: str) -> pd.DataFrame:
         row["study"] = run.optuna.get("study", "")
         row["trial"] = run.optuna.get("trial", pd.NA)
         row["error"] = run.error or "; ".join(run.problems)
+        row["warnings"] = "; ".join(test.get("warnings") or [])
         rows.append(row)
     board = pd.DataFrame(rows).sort_values(
         metric, ascending=lower_is_better(metric), na_position="last", kind="stable")
+    unscored, warned = board[metric].isna(), board["warnings"] != ""
+    board = board.iloc[(2 * unscored + warned).argsort(kind="stable")]
+    # the scores first after the run's name, then how the run went, then what it swept
+    scores = [metric, *(c for c in board if c.startswith(("val_", "test_")) and c != metric)]
+    board = board[["run", *scores, "status", "warnings", *params,
+                   *(c for c in board if c not in {"run", "status", "warnings", *scores, *params})]]
     ranked = board[metric].notna()
     board.insert(0, "rank", pd.array([i + 1 if r else pd.NA for i, r in enumerate(ranked)],
                                      dtype="Int64"))

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from crema_exp.comparison.leaderboard import lower_is_better  # noqa: E402
 from crema_exp.comparison.runs import Run  # noqa: E402
@@ -25,12 +26,28 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_param_effects(board: pd.DataFrame, path: Path) -> Path | None:
-    """The objective against each swept parameter (numbers on an axis, other values as categories)."""
+# A y axis narrower than this (e.g. one run, or a one-epoch curve) is widened around the data, so
+# that matplotlib does not blow rounding noise up into an axis from 0.96 to 1.04.
+MIN_Y_SPAN = 0.1
+
+
+def _readable_y(ax, values) -> None:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if values and max(values) - min(values) < MIN_Y_SPAN:
+        middle = (max(values) + min(values)) / 2
+        ax.set_ylim(middle - MIN_Y_SPAN / 2, middle + MIN_Y_SPAN / 2)
+
+
+def plot_param_effects(board: pd.DataFrame, path: Path, continuous: set[str] = frozenset()
+                       ) -> Path | None:
+    """The objective against each swept parameter: parameters sampled from a range (``continuous``)
+    on a numeric axis, choices (e.g. ema_decay 0 / 0.99 / 0.995 / 0.999) as evenly spaced categories.
+    """
     metric, params = board.attrs["metric"], board.attrs["params"]
     scored = board[board[metric].notna()]
-    # Only parameters that some scored run set (not e.g. a key only failed runs overrode).
-    params = [param for param in params if (scored[param] != "").any()]
+    # Only parameters with two or more values among the scored runs that set them: not a key only
+    # failed runs overrode, nor one that is constant within each compared folder.
+    params = [param for param in params if scored.loc[scored[param] != "", param].nunique() > 1]
     if not params:
         return None
     cols = min(3, len(params))
@@ -39,10 +56,12 @@ def plot_param_effects(board: pd.DataFrame, path: Path) -> Path | None:
     for ax, param in zip(axes.flat, params):
         runs = scored[scored[param] != ""]  # runs of another sweep that did not set it
         numbers = pd.to_numeric(runs[param], errors="coerce")
-        if numbers.notna().all():
+        if param in continuous and numbers.notna().all():
             ax.scatter(numbers, runs[metric], alpha=0.8)
         else:
-            labels = sorted(runs[param].astype(str).unique())
+            values = runs[param].astype(str).unique()
+            labels = (sorted(values, key=float) if pd.to_numeric(pd.Series(values), errors="coerce")
+                      .notna().all() else sorted(values))
             positions = runs[param].astype(str).map({v: i for i, v in enumerate(labels)})
             ax.scatter(positions, runs[metric], alpha=0.8)
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
@@ -62,13 +81,16 @@ def plot_optimisation_history(board: pd.DataFrame, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4))
     ordered = board.assign(order=board["trial"].fillna(-1)).sort_values(["study", "order", "run"])
     for study, trials in ordered.groupby("study", sort=False):
-        x = range(len(trials))
+        numbered = trials["trial"].notna().all()
+        x = trials["trial"].astype(int).tolist() if numbered else list(range(len(trials)))
         values = trials[metric].astype(float)
         best = values.cummin() if lower_is_better(metric) else values.cummax()
         label = study or "runs"
         ax.plot(x, values, "o", alpha=0.7, label=f"{label}: {metric}")
         ax.step(x, best.ffill(), where="post", label=f"{label}: best so far")
-    ax.set_xlabel("trial (launch order)")
+    ax.set_xlabel("trial number (launch order)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    _readable_y(ax, board[metric].tolist())
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -95,8 +117,11 @@ def plot_validation_curves(runs: list[Run], metric: str, path: Path) -> Path | N
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, points in curves:
         epochs, values = zip(*points)
-        ax.plot(epochs, values, marker=".", label=name)
+        ax.plot(epochs, values, marker="o", label=name)
     ax.set_xlabel("epoch")
+    ax.set_xlim(0.5, max(e for _, points in curves for e, _ in points) + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    _readable_y(ax, [v for _, points in curves for _, v in points])
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -14,7 +14,10 @@ from crema_exp.atomic import atomic_write
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; font-size: 0.85em; margin-bottom: 1.5em; }
+.table-frame { overflow: auto; max-width: 100%; max-height: 32em; margin-bottom: 1.5em;
+               border: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; }
+thead th { position: sticky; top: 0; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f0f0f0; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0 1.5em; }
@@ -82,7 +85,9 @@ def write_html(path: Path, *, title: str, summary: list[str], tables: dict[str, 
         if table.empty:
             continue
         parts.append(f"<h2>{html.escape(caption)}</h2>\n")
-        parts.append(formatted(table).to_html(index=False, escape=True, border=0))
+        # the table scrolls inside its own frame: the page keeps its width at any table size
+        parts.append('<div class="table-frame">'
+                     + formatted(table).to_html(index=False, escape=True, border=0) + "</div>\n")
     parts.append("<h2>Figures</h2>\n")
     parts += [_image(figure, caption) for caption, figure in figures.items() if figure is not None]
     parts.append(f"<p><small>written {datetime.now().isoformat(timespec='seconds')} by "

@@ -17,6 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from crema_exp import run_files
+from crema_exp.comparison.effective import effective_overrides
 from crema_exp.sweeps import TRIAL_RECORD
 
 
@@ -30,7 +31,7 @@ class Run:
     name: str  # path relative to the common parent of the compared folders
     status: str  # running | completed | failed (status.json), or "unknown" without one
     error: str | None = None
-    overrides: dict[str, str] = field(default_factory=dict)  # key -> value, from overrides.yaml
+    overrides: dict[str, str] = field(default_factory=dict)  # key -> value that acted (effective.py)
     history: list[dict[str, Any]] = field(default_factory=list)
     test_metrics: dict[str, Any] = field(default_factory=dict)
     optuna: dict[str, Any] = field(default_factory=dict)  # study, trial, storage
@@ -82,7 +83,8 @@ def load_run(run_dir: Path, name: str) -> Run:
         name=name,
         status=status.get("status", "unknown"),
         error=status.get("error"),
-        overrides=_read_overrides(run_dir / run_files.HYDRA_OVERRIDES, problems),
+        overrides=effective_overrides(
+            _read_overrides(run_dir / run_files.HYDRA_OVERRIDES, problems), run_dir),
         history=_read_json(run_dir / run_files.HISTORY, problems) or [],
         test_metrics=_read_json(run_dir / run_files.TEST_METRICS, problems) or {},
         optuna=_read_json(run_dir / TRIAL_RECORD, problems) or {},
@@ -111,3 +113,22 @@ def _read_overrides(path: Path, problems: list[str]) -> dict[str, str]:
         problems.append(f"{path.name}: unreadable ({exc})")
         return {}
     return {o.key_or_group: o.get_value_element_as_str() for o in parsed if not o.is_delete()}
+
+
+# Sweeper search-space functions that sample from a range; choice(...), comma lists and values set
+# in a custom search space are categories.
+CONTINUOUS_SWEEPS = ("interval(", "range(")
+
+
+def continuous_params(runs: list[Run]) -> set[str]:
+    """Parameters some run's sweeper samples from a numeric range (hydra.sweeper.params)."""
+    found: set[str] = set()
+    for hydra_yaml in {run.path / ".hydra" / "hydra.yaml" for run in runs}:
+        try:
+            params = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.sweeper.params")
+        except Exception:  # a damaged or missing file: those runs' params count as categories
+            continue
+        if params:
+            found |= {key for key, value in params.items()
+                      if any(f in str(value) for f in CONTINUOUS_SWEEPS)}
+    return found

@@ -127,7 +127,8 @@ def _manifest(usable: list[tuple[Candidate, float]], sexes: dict[int, str]) -> p
         for c, duration in usable
     ]
     frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
-    frame = frame.astype({"actor": "int64", "duration": "float64"})
+    # nullable: pre-split clips with their own names may have no actor (labels.csv without one)
+    frame = frame.astype({"actor": "Int64", "duration": "float64"})
     return frame.sort_values("clip_id", ignore_index=True)
 
 

@@ -4,7 +4,8 @@
   labels, actors and sentences come from the names; the project builds the splits.
 - ``split_folders``: ``root/{train,validation,test}/`` (files found recursively) + optional
   ``root/labels.csv``; the folders are the splits. A label in labels.csv wins over the name;
-  clips missing from labels.csv fall back to their CREMA-D name.
+  clips missing from labels.csv fall back to their CREMA-D name. Files may have any name when
+  labels.csv lists them: its optional actor/speaker column only feeds the disjointness check.
 
 Each problem found here (stray file, bad name, unknown label, duplicate clip) becomes one
 (path, reason) entry in ``skipped``; only an unusable folder structure raises LayoutError.
@@ -35,7 +36,7 @@ class Candidate:
 
     path: Path
     clip_id: str
-    actor: int
+    actor: int | None  # None: a pre-split clip with its own name and no actor in labels.csv
     sentence: str
     emotion: str
     level: str
@@ -109,9 +110,6 @@ def _labelled(path: Path, split: str, entry: LabelEntry | None) -> Candidate:
     except ClipNameError as exc:
         if entry is None:
             raise ValueError(f"no label ({LABELS_FILE} does not list it and {exc})") from None
-        if entry.actor is None:
-            raise ValueError(
-                f"unknown actor ({LABELS_FILE} has no actor column and {exc})") from None
         try:
             emotion = parse_emotion_label(entry.label)
         except ValueError as label_exc:

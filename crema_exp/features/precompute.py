@@ -104,8 +104,21 @@ def ensure_store(cfg: DictConfig, extractor: FeatureKind | None = None,
             log.info("Feature store %s was completed by another process; reusing it", root)
             shutil.rmtree(root / PARTS, ignore_errors=True)
         else:
-            _build(root, key, corpus, cfg, extractor)
+            try:
+                _build(root, key, corpus, cfg, extractor)
+            except BaseException:
+                _remove_if_empty(root)  # a build that failed before its first part leaves nothing
+                raise
     return FeatureStore(root)
+
+
+def _remove_if_empty(root: Path) -> None:
+    """rmdir (never rmtree) the parts folder and the store folder: finished parts stay to resume."""
+    for folder in (root / PARTS, root):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 @contextlib.contextmanager

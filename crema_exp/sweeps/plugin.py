@@ -7,8 +7,11 @@ the entry points register the class explicitly (registering twice is harmless).
 
 from hydra.core.plugins import Plugins
 
+from crema_exp.console import plain_optuna_logs_when_redirected
+
 
 def register_sweeper_plugin() -> None:
     from hydra_plugins.crema_exp_sweeper.resumable_optuna_sweeper import ResumableOptunaSweeper
 
     Plugins.instance().register(ResumableOptunaSweeper)
+    plain_optuna_logs_when_redirected()

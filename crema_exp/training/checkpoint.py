@@ -61,6 +61,10 @@ class Predictor:
     checkpoint: dict
 
 
+class CheckpointError(ValueError):
+    """A file that is not a readable crema_exp checkpoint, or one that does not fit the inputs."""
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     path = Path(path)
     if not path.is_file():
@@ -68,9 +72,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Pre
     try:
         ckpt = torch.load(path, map_location=device, weights_only=False)
     except Exception as exc:  # torch raises many types for a damaged file
-        raise ValueError(f"{path}: not a readable checkpoint ({exc})") from exc
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a crema_exp best_model.pt (expected format {FORMAT})")
+        raise CheckpointError(f"{path}: not a crema_exp best_model.pt (expected format {FORMAT})")
     model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), ckpt["model_config"])
     model = EmotionClassifier(ckpt["input_dim"], model_cfg, num_classes=len(ckpt["labels"]))
     model.load_state_dict(ckpt["state_dict"])

@@ -35,16 +35,25 @@ def plot_training_curves(history: list[dict], path: Path) -> None:
 
 
 def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
-    """Rows: true class (each row sums to 1); columns: predicted class."""
+    """Rows: true class (each row sums to 1); columns: predicted class.
+
+    A NaN row is a class with no clips: drawn hatched and labelled, not as a row of zeros.
+    """
     fig, ax = plt.subplots(figsize=(6, 5))
-    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues")
+    image = ax.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=1, cmap="Blues")
     ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
+    for i in np.flatnonzero(np.isnan(matrix).all(axis=1)):
+        ax.add_patch(plt.Rectangle((-0.5, i - 0.5), matrix.shape[1], 1, fill=False,
+                                   hatch="//", edgecolor="0.6", linewidth=0))
+        ax.text((matrix.shape[1] - 1) / 2, i, "no clips of this class", ha="center",
+                va="center", fontsize=8, color="0.3", backgroundcolor="white")
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, f"{value:.2f}", ha="center", va="center",
-                color="white" if value > 0.5 else "black", fontsize=8)
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center",
+                    color="white" if value > 0.5 else "black", fontsize=8)
     fig.colorbar(image, ax=ax)
     _save(fig, path)
