@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from _helpers_data import data_cfg, paths_cfg, tone, write_wav
 from crema_exp.config import EMOTIONS, PrecomputeConfig
 from crema_exp.data import load_corpus
-from crema_exp.features.precompute import ensure_store
+from crema_exp.features.views import prepare_features
 from crema_exp.training.sanity import split_warnings
 
 COUNTS = {"train": 4, "validation": 1, "test": 1}  # clips per emotion
@@ -46,8 +46,8 @@ def test_a_store_is_built_and_the_speaker_column_feeds_the_disjointness_check(tm
     cfg.data = data_cfg(tmp_path / "corpus")
     cfg.features.kind = "mel"
     cfg.features.num_workers = 1
-    store = ensure_store(cfg)
-    indexes = {split: store.read(split, "spectral")[1] for split in COUNTS}
+    view = prepare_features(cfg)
+    indexes = {split: view.split(split) for split in COUNTS}
     assert {split: len(index) for split, index in indexes.items()} == {
         s: n * 6 for s, n in COUNTS.items()}
     warnings = split_warnings(indexes)
@@ -62,6 +62,6 @@ def test_without_actors_no_disjointness_warning_is_invented(tmp_path):
     cfg.data = data_cfg(tmp_path / "corpus")
     cfg.features.kind = "mel"
     cfg.features.num_workers = 1
-    store = ensure_store(cfg)
-    indexes = {split: store.read(split, "spectral")[1] for split in COUNTS}
+    view = prepare_features(cfg)
+    indexes = {split: view.split(split) for split in COUNTS}
     assert not any("appear in both" in w for w in split_warnings(indexes))
