@@ -1,11 +1,13 @@
 """Consolidation: part files become one contiguous float16 array per split and stream.
 
-Parts are streamed one at a time into a memory-mapped temp file (never all layers in RAM), the
-train split's moments are accumulated on the way, and every file is renamed into place whole.
+Parts are streamed one at a time into a preallocated temp file with ordinary writes (never all
+layers in RAM; a full disk raises an error instead of the SIGBUS a memory map would get), the train
+split's moments are accumulated on the way, and every file is renamed into place whole.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ import pandas as pd
 
 from crema_exp.atomic import atomic_write, temp_path, write_csv_atomic
 from crema_exp.data import save_splits, write_skipped
+from crema_exp.disk_space import enospc_names, preallocate, require_free
 from crema_exp.features.normalisation import RunningMoments, save_normalisation
 from crema_exp.features.parts import SPLIT_ORDER, Chunk
 from crema_exp.features.store import (
@@ -57,6 +60,8 @@ def consolidate(root: Path, chunks: list[Chunk], manifest: pd.DataFrame,
         raise StoreError(f"no training clip could be extracted for {root} ({reasons})")
 
     dims = _stream_dims(parts, by_split["train"], streams)
+    require_free(root, sum(_npy_bytes(int(index["length"].sum()), dims[stream])
+                           for index in by_split.values() for stream in streams))
     moments = {s: RunningMoments.empty(dims[s]) for s in streams}
     info = manifest.set_index("clip_id")
     used = []
@@ -91,29 +96,43 @@ def _stream_dims(parts: dict[int, Path], train_index: pd.DataFrame, streams: lis
         return {s: int(part[f"stream.{s}"].shape[1]) for s in streams}
 
 
+def _npy_header(frames: int, dim: int) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": np.dtype(np.float16).str,
+                                                  "fortran_order": False, "shape": (frames, dim)})
+    return buffer.getvalue()
+
+
+def _npy_bytes(frames: int, dim: int) -> int:
+    return len(_npy_header(frames, dim)) + frames * dim * np.dtype(np.float16).itemsize
+
+
 def _write_stream(path: Path, index: pd.DataFrame, parts: dict[int, Path], stream: str, dim: int,
                   with_moments: bool) -> RunningMoments:
-    """Copy one stream of a split part by part into a memory-mapped temp file, then rename."""
+    """Copy one stream of a split part by part into a preallocated temp .npy, then rename."""
     total = int(index["length"].sum())
     tmp = temp_path(path)
     moments = RunningMoments.empty(dim)
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(total, dim))
-        position = 0
-        for number in index["part"].drop_duplicates():
-            with np.load(parts[int(number)]) as part:
-                frames = part[f"stream.{stream}"]
-            if frames.shape[1] != dim:
-                raise StoreError(f"{parts[int(number)]}: stream {stream!r} has dim "
-                                 f"{frames.shape[1]}, expected {dim}")
-            out[position:position + len(frames)] = frames
-            position += len(frames)
-            if with_moments:
-                moments = moments.merge(RunningMoments.from_frames(frames))
-        if position != total:
-            raise StoreError(f"{path}: wrote {position} frames, index says {total}")
-        out.flush()
-        del out
+        with enospc_names(path, _npy_bytes(total, dim)), open(tmp, "wb") as out:
+            header = _npy_header(total, dim)
+            preallocate(out.fileno(), len(header) + total * dim * np.dtype(np.float16).itemsize)
+            out.write(header)
+            position = 0
+            for number in index["part"].drop_duplicates():
+                with np.load(parts[int(number)]) as part:
+                    frames = part[f"stream.{stream}"]
+                if frames.shape[1] != dim:
+                    raise StoreError(f"{parts[int(number)]}: stream {stream!r} has dim "
+                                     f"{frames.shape[1]}, expected {dim}")
+                out.write(np.ascontiguousarray(frames, dtype=np.float16).tobytes())
+                position += len(frames)
+                if with_moments:
+                    moments = moments.merge(RunningMoments.from_frames(frames))
+            if position != total:
+                raise StoreError(f"{path}: wrote {position} frames, index says {total}")
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
