@@ -39,7 +39,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb",
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
-        with enospc_names(path, size_hint), \
+        with enospc_names(path, size_hint, partial=tmp), \
                 open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as f:
             yield f
             f.flush()

@@ -37,30 +37,38 @@ def human(n: int) -> str:
     return f"{n} bytes" if unit == "B" else f"{n} bytes ({size:.1f} {unit})"
 
 
-def disk_full(path: str | os.PathLike, needed: int | None) -> DiskFullError:
-    """The error for ``path``: the bytes it needs (when known) and the bytes free."""
+def disk_full(path: str | os.PathLike, needed: int | None,
+              what: str = "writing it") -> DiskFullError:
+    """The error for ``path``: the bytes ``what`` needs (when known) and the bytes free."""
     need = "more than is free" if needed is None else human(needed)
     return DiskFullError(
-        f"{path}: disk full: writing it needs {need}, {human(free_bytes(path))} free "
+        f"{path}: disk full: {what} needs {need}, {human(free_bytes(path))} free "
         f"on {_mount_point(Path(path))}. Free some space and run the same command again: "
         "finished work is kept and the job resumes."
     )
 
 
-def require_free(path: str | os.PathLike, needed: int) -> None:
+def require_free(path: str | os.PathLike, needed: int, what: str = "writing it") -> None:
     """Fail before writing ``needed`` bytes at ``path`` if the filesystem has less free."""
     if free_bytes(path) < needed:
-        raise disk_full(path, needed)
+        raise disk_full(path, needed, what)
 
 
 @contextlib.contextmanager
-def enospc_names(path: str | os.PathLike, needed: int | None = None) -> Iterator[None]:
-    """Turn an ENOSPC/EDQUOT raised inside the block into a DiskFullError naming ``path``."""
+def enospc_names(path: str | os.PathLike, needed: int | None = None,
+                 partial: Path | None = None) -> Iterator[None]:
+    """Turn an ENOSPC/EDQUOT raised inside the block into a DiskFullError naming ``path``.
+
+    ``partial`` (the temp file being written) is deleted first, so the free space reported is
+    what the user really has.
+    """
     try:
         yield
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
+        if partial is not None:
+            partial.unlink(missing_ok=True)
         raise disk_full(path, needed) from exc
 
 

@@ -61,7 +61,8 @@ def consolidate(root: Path, chunks: list[Chunk], manifest: pd.DataFrame,
 
     dims = _stream_dims(parts, by_split["train"], streams)
     require_free(root, sum(_npy_bytes(int(index["length"].sum()), dims[stream])
-                           for index in by_split.values() for stream in streams))
+                           for index in by_split.values() for stream in streams),
+                 what="consolidating its arrays")
     moments = {s: RunningMoments.empty(dims[s]) for s in streams}
     info = manifest.set_index("clip_id")
     used = []
@@ -114,7 +115,7 @@ def _write_stream(path: Path, index: pd.DataFrame, parts: dict[int, Path], strea
     tmp = temp_path(path)
     moments = RunningMoments.empty(dim)
     try:
-        with enospc_names(path, _npy_bytes(total, dim)), open(tmp, "wb") as out:
+        with enospc_names(path, _npy_bytes(total, dim), partial=tmp), open(tmp, "wb") as out:
             header = _npy_header(total, dim)
             preallocate(out.fileno(), len(header) + total * dim * np.dtype(np.float16).itemsize)
             out.write(header)
