@@ -2,7 +2,9 @@
 
 A pool worker outliving a SIGKILLed parent (the OOM killer, `kill -9`) keeps running for nothing
 and keeps whatever the parent's descriptors held (a build lock) alive. On Linux the kernel kills
-the worker when its parent dies (PR_SET_PDEATHSIG); elsewhere a daemon thread watches the parent.
+the worker when its parent dies (PR_SET_PDEATHSIG; strictly, when the parent thread that forked
+it ends, so pools are made from the job's main thread); elsewhere a daemon thread watches the
+parent.
 """
 
 from __future__ import annotations

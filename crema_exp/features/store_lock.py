@@ -8,7 +8,7 @@ the flock) alive after the holder was SIGKILLed. Takeover replaces the lock file
 one; whoever still holds the old file's flock finds its file replaced and starts again.
 
 The lock file stays in place after release (deleting it would race with the next taker). Checks
-and replacements of the holder record happen under a short flock on the directory, so two
+and replacements of the holder record happen under a short flock on a guard file beside it, so two
 processes never both take over, and a new holder never loses its record to a takeover.
 """
 
@@ -114,7 +114,7 @@ def _acquire(path: Path) -> int:
                 announced = now
             time.sleep(POLL_SECONDS)
             continue
-        with _directory_guard(path):
+        with _guard(path):
             if _still_names(path, fd):
                 _write_holder(fd)
                 _held.add(fd)
@@ -126,8 +126,8 @@ def _acquire(path: Path) -> int:
 
 
 def _take_over_if_stale(path: Path) -> int | None:
-    """Under the directory guard: if the recorded holder is gone, install a new locked file."""
-    with _directory_guard(path):
+    """Under the guard: if the recorded holder is gone, install a new locked file."""
+    with _guard(path):
         holder = _read_holder(path)
         if not holder_is_gone(holder):
             return None
@@ -153,8 +153,10 @@ def _locked_replacement(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def _directory_guard(path: Path) -> Iterator[None]:
-    fd = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
+def _guard(path: Path) -> Iterator[None]:
+    """A short flock on ``.<lock name>.guard`` (a file: NFS cannot flock a directory)."""
+    fd = os.open(path.with_name(f".{path.name}.guard"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
