@@ -89,6 +89,17 @@ def running(pid: int) -> bool:
     return state != "Z"
 
 
+def open_files(pid: int) -> set[Path]:
+    """Files a process has open (Linux /proc)."""
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            found.add(Path(os.readlink(fd)))
+        except OSError:
+            pass  # closed meanwhile
+    return found
+
+
 def sigkill(child: subprocess.Popen) -> None:
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
@@ -120,9 +131,11 @@ def test_sigkill_at_several_moments_then_next_run_completes_byte_identical(tmp_p
     wait_for(lambda: len(workers()) >= 2, 180, "two pool workers to finish a chunk each")
     busy = workers()
     assert child.pid not in busy and all(running(pid) for pid in busy)
+    feature_dir = tmp_path / "cache" / "features"
+    lock = next(feature_dir.glob("*.lock"))
+    assert lock in open_files(child.pid) and not any(lock in open_files(pid) for pid in busy)
     sigkill(child)
     wait_for(lambda: not any(running(pid) for pid in busy), 10, "the workers to die with it")
-    feature_dir = tmp_path / "cache" / "features"
     root = next(p for p in feature_dir.iterdir() if p.is_dir())
     assert not (root / "metadata.json").exists()
     assert list((root / "parts").glob("part-*.npz"))
