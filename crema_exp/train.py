@@ -8,14 +8,18 @@ run directory's artefacts (docs/interfaces.md).
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from crema_exp import run_files
 from crema_exp.config import register_configs, validate
+from crema_exp.disk_space import DiskFullError
+from crema_exp.features.store import StoreError
 from crema_exp.features.views import prepare_features
 from crema_exp.atomic import atomic_write, write_json_atomic
 from crema_exp.training.artefacts import RunStatus, write_run_artefacts
@@ -96,7 +100,14 @@ def run_job(cfg: DictConfig, run_dir: Path) -> float:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    return run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+    hydra_cfg = HydraConfig.get()
+    try:
+        return run_job(cfg, Path(hydra_cfg.runtime.output_dir))
+    except (StoreError, DiskFullError) as exc:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            raise  # the sweeper records the failed trial and goes on
+        print(f"error: {exc}", file=sys.stderr)  # one message, no traceback
+        sys.exit(1)
 
 
 if __name__ == "__main__":
