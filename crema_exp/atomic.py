@@ -11,6 +11,8 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from crema_exp.disk_space import enospc_names
+
 _TEMP_MARK = ".tmp-"
 
 
@@ -26,13 +28,19 @@ def remove_temp_files(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
-    """Open a temp file for writing; on success fsync it and rename it to ``path``."""
+def atomic_write(path: str | os.PathLike, mode: str = "wb",
+                 size_hint: int | None = None) -> Iterator[Any]:
+    """Open a temp file for writing; on success fsync it and rename it to ``path``.
+
+    A full disk raises DiskFullError naming ``path`` (and ``size_hint``, the expected size, when
+    given); the temp file is removed either way.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
-        with open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as f:
+        with enospc_names(path, size_hint, partial=tmp), \
+                open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

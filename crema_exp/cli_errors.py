@@ -26,12 +26,13 @@ from crema_exp.data.corpus import CorpusError
 from crema_exp.data.layouts import LayoutError
 from crema_exp.data.splits import SplitError
 from crema_exp.data.tables import TableError
+from crema_exp.disk_space import DiskFullError
 from crema_exp.features.ssl_weights import SSLWeightsError
 from crema_exp.features.store import StoreError
 from crema_exp.training.checkpoint import CheckpointError
 
 USER_ERRORS = (ConfigError, CorpusError, LayoutError, SplitError, TableError, SSLWeightsError,
-               StoreError, CheckpointError, FileNotFoundError)
+               StoreError, DiskFullError, CheckpointError, FileNotFoundError)
 EXIT_USER_ERROR = 2
 # What a run folder holds before the job has done anything: Hydra's config copy, the job's log
 # file and status.json.

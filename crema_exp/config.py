@@ -166,6 +166,8 @@ class PrecomputeConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    verify: bool = False  # reusing a feature store: also compare every file with its sha256
+    rebuild: bool = False  # delete the feature store for this config and build it again
 
 
 @dataclass

@@ -1,9 +1,14 @@
 """Precompute job: build (or reuse) the feature store for a data + features config.
 
     python -m crema_exp.precompute data=crema_d data.root=/data/CREMA-D features=ssl
+    python -m crema_exp.precompute ... verify=true    # also compare the store with its sha256s
+    python -m crema_exp.precompute ... rebuild=true   # delete the store and build it again
+
+A damaged store, a full disk or a corpus it cannot use exits with status 1 and one message.
 """
 
 from __future__ import annotations
+
 
 import hydra
 from omegaconf import DictConfig

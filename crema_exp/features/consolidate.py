@@ -1,11 +1,13 @@
 """Consolidation: part files become one contiguous float16 array per stream.
 
-Parts are streamed one at a time into a memory-mapped temp file (never all layers in RAM), and
-every file is renamed into place whole. Rows follow the chunk order (clips by duration).
+Parts are streamed one at a time into a preallocated temp file with ordinary writes (never all
+layers in RAM; a full disk raises an error instead of the SIGBUS a memory map would get), and every
+file is renamed into place whole. Rows follow the chunk order (clips by duration).
 """
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ import pandas as pd
 
 from crema_exp.atomic import temp_path, write_csv_atomic
 from crema_exp.data import write_skipped
+from crema_exp.disk_space import enospc_names, preallocate, require_free
 from crema_exp.features.parts import Chunk
 from crema_exp.features.store import INDEX, INDEX_COLUMNS, MANIFEST, PARTS, SKIPPED, StoreError
 
@@ -46,6 +49,8 @@ def consolidate(root: Path, chunks: list[Chunk], manifest: pd.DataFrame,
     lengths = index["length"].to_numpy(dtype=np.int64)
     index["offset"] = np.cumsum(lengths) - lengths
     dims = _stream_dims(parts[int(index["part"].iloc[0])], streams)
+    require_free(root, sum(_npy_bytes(int(lengths.sum()), dims[s]) for s in streams),
+                 what="consolidating its arrays")
     for stream in streams:
         _write_stream(root / f"{stream}.npy", index, parts, stream, dims[stream])
     write_csv_atomic(root / INDEX, index[INDEX_COLUMNS])
@@ -63,26 +68,40 @@ def _stream_dims(part_path: Path, streams: list[str]) -> dict[str, int]:
         return {s: int(part[f"stream.{s}"].shape[1]) for s in streams}
 
 
+def _npy_header(frames: int, dim: int) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": np.dtype(np.float16).str,
+                                                  "fortran_order": False, "shape": (frames, dim)})
+    return buffer.getvalue()
+
+
+def _npy_bytes(frames: int, dim: int) -> int:
+    return len(_npy_header(frames, dim)) + frames * dim * np.dtype(np.float16).itemsize
+
+
 def _write_stream(path: Path, index: pd.DataFrame, parts: dict[int, Path], stream: str,
                   dim: int) -> None:
-    """Copy one stream part by part into a memory-mapped temp file, then rename."""
+    """Copy one stream part by part into a preallocated temp .npy, then rename."""
     total = int(index["length"].sum())
     tmp = temp_path(path)
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(total, dim))
-        position = 0
-        for number in index["part"].drop_duplicates():
-            with np.load(parts[int(number)]) as part:
-                frames = part[f"stream.{stream}"]
-            if frames.shape[1] != dim:
-                raise StoreError(f"{parts[int(number)]}: stream {stream!r} has dim "
-                                 f"{frames.shape[1]}, expected {dim}")
-            out[position:position + len(frames)] = frames
-            position += len(frames)
-        if position != total:
-            raise StoreError(f"{path}: wrote {position} frames, index says {total}")
-        out.flush()
-        del out
+        with enospc_names(path, _npy_bytes(total, dim), partial=tmp), open(tmp, "wb") as out:
+            header = _npy_header(total, dim)
+            preallocate(out.fileno(), _npy_bytes(total, dim))
+            out.write(header)
+            position = 0
+            for number in index["part"].drop_duplicates():
+                with np.load(parts[int(number)]) as part:
+                    frames = part[f"stream.{stream}"]
+                if frames.shape[1] != dim:
+                    raise StoreError(f"{parts[int(number)]}: stream {stream!r} has dim "
+                                     f"{frames.shape[1]}, expected {dim}")
+                out.write(np.ascontiguousarray(frames, dtype=np.float16).tobytes())
+                position += len(frames)
+            if position != total:
+                raise StoreError(f"{path}: wrote {position} frames, index says {total}")
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -7,6 +7,9 @@ the whole corpus: which split a clip lands in is not the store's business (see v
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,8 @@ from crema_exp.atomic import atomic_write
 from crema_exp.data import AudioError, load_audio
 from crema_exp.features.store import StoreError
 from crema_exp.features.frames import stored_frames
+from crema_exp.features.store_lock import close_inherited_locks
+from crema_exp.parent_watch import die_with_parent
 
 # A chunk (one part file, one pool task) ends at whichever limit comes first: small enough to lose
 # little work on interruption and to balance the pool, large enough to keep the part count low.
@@ -65,9 +70,11 @@ def plan_chunks(manifest: pd.DataFrame) -> list[Chunk]:
 _WORKER_EXTRACTOR = None
 
 
-def _init_worker(extractor) -> None:
-    """Pool initializer: one extractor per worker process, single-threaded torch."""
+def _init_worker(extractor, parent_pid: int) -> None:
+    """Pool initializer: die with the parent, drop its build lock, one extractor, one thread."""
     global _WORKER_EXTRACTOR
+    die_with_parent(parent_pid)
+    close_inherited_locks()
     torch.set_num_threads(1)
     _WORKER_EXTRACTOR = extractor
 
@@ -84,7 +91,11 @@ def extract_in_pool(extractor, pending: list[Chunk], parts_dir: Path, sample_rat
         for chunk in pending:
             on_clips(extract_chunk(extractor, chunk, parts_dir, sample_rate))
         return
-    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(extractor,))
+    # fork on Linux (workers start fast and inherit the extractor), spawn elsewhere; never a
+    # forkserver, whose workers are not our children and could not die with us.
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                               initargs=(extractor, os.getpid()))
     try:
         futures = [pool.submit(_worker_extract_chunk, c, parts_dir, sample_rate) for c in pending]
         for future in as_completed(futures):
@@ -163,7 +174,7 @@ def _write_part(path: Path, chunk: Chunk, done, skipped, streams: list[str]) -> 
         arrays[f"stream.{stream}"] = (
             np.concatenate([a[stream] for _, a in done]) if done else np.zeros((0, 0), np.float16)
         )
-    with atomic_write(path) as f:
+    with atomic_write(path, size_hint=sum(a.nbytes for a in arrays.values())) as f:
         np.savez(f, **arrays)
 
 

@@ -6,16 +6,15 @@ Labels, splits, folds and the split seed are not in it: every usable clip is ext
 splits with their normalisation are cheap views over the store (views.py). Extraction runs in
 chunks of clips; each finished chunk is an atomically written part file, so an interrupted build
 resumes where it stopped. Parts are then streamed into one contiguous float16 array per stream,
-and metadata.json is written last to mark the store complete. A file lock lets parallel sweep
-trials (also on several machines sharing the cache) ask for the same store: one builds, the
-others wait and reuse it.
+and metadata.json (with every file's size and sha256) is written last to mark the store complete.
+A build lock (features/store_lock.py) lets parallel sweep trials (also on several machines sharing
+the cache) ask for the same store: one builds, the others wait and reuse it. A reused store is
+checked first (features/store_check.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -24,7 +23,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -36,6 +35,8 @@ from crema_exp.features.consolidate import Consolidated, consolidate, write_side
 from crema_exp.features.kinds import FeatureKind, make_extractor
 from crema_exp.features.parts import extract_in_pool, part_is_complete, plan_chunks
 from crema_exp.features.store import METADATA, PARTS, FeatureStore, StoreError
+from crema_exp.features.store_check import FILES, check_store, record_files
+from crema_exp.features.store_lock import build_lock
 
 log = logging.getLogger(__name__)
 
@@ -95,20 +96,24 @@ def ensure_store(cfg: DictConfig, extractor: FeatureKind | None = None,
     name = f"{cfg.features.kind}-{key[:16]}"
     feature_dir = Path(cfg.paths.feature_dir)
     root = feature_dir / name
-    if (root / METADATA).is_file():
+    verify, rebuild = bool(cfg.get("verify", False)), bool(cfg.get("rebuild", False))
+    if (root / METADATA).is_file() and not rebuild:
         log.info("Reusing complete feature store %s (nothing to compute)", root)
-        return FeatureStore(root)
+        return _checked(FeatureStore(root), verify)
     feature_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(feature_dir / f"{name}.lock"):
+    with build_lock(feature_dir / f"{name}.lock"):
+        if rebuild and root.exists():
+            log.info("rebuild=true: deleting feature store %s and building it again", root)
+            shutil.rmtree(root)
         if (root / METADATA).is_file():
             log.info("Feature store %s was completed by another process; reusing it", root)
             shutil.rmtree(root / PARTS, ignore_errors=True)
-        else:
-            try:
-                _build(root, key, corpus, cfg, extractor)
-            except BaseException:
-                _remove_if_empty(root)  # a build that failed before its first part leaves nothing
-                raise
+            return _checked(FeatureStore(root), verify)
+        try:
+            _build(root, key, corpus, cfg, extractor)
+        except BaseException:
+            _remove_if_empty(root)  # a build that failed before its first part leaves nothing
+            raise
     return FeatureStore(root)
 
 
@@ -121,19 +126,11 @@ def _remove_if_empty(root: Path) -> None:
             return
 
 
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an flock on ``path``; the file stays in place (deleting lock files races)."""
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("Another process is building this feature store; waiting on %s", path)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _checked(store: FeatureStore, verify: bool) -> FeatureStore:
+    if verify:
+        log.info("verify=true: comparing every file of %s with its recorded sha256", store.root)
+    check_store(store, verify=verify)
+    return store
 
 
 # ---------------------------------------------------------------------------- build
@@ -165,8 +162,8 @@ def _build(root: Path, key: str, corpus, cfg: DictConfig, extractor) -> None:
     skipped = pd.concat([corpus.skipped[["path", "reason"]], result.skipped], ignore_index=True)
     write_side_files(root, corpus.manifest, skipped)
     elapsed = time.monotonic() - started
-    write_json_atomic(root / METADATA, _metadata(key, cfg, extractor, corpus, result, skipped,
-                                                 streams, elapsed))
+    metadata = _metadata(key, cfg, extractor, corpus, result, skipped, streams, elapsed)
+    write_json_atomic(root / METADATA, {**metadata, FILES: record_files(root)})
     shutil.rmtree(parts_dir, ignore_errors=True)
     seconds = result.manifest_used["duration"].sum()
     log.info("Feature store ready: %s | %d clips, %.2f h audio, %.1f s wall, %d skipped",
