@@ -16,6 +16,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from crema_exp.comparison.run_status import effective_status
 from crema_exp.sweeps import TRIAL_RECORD
 
 
@@ -27,7 +28,8 @@ class ComparisonError(ValueError):
 class Run:
     path: Path
     name: str  # path relative to the common parent of the compared folders
-    status: str  # running | completed | failed (status.json), or "unknown" without one
+    status: str  # status.json's: running | completed | pruned | failed | interrupted; "stale"
+    # for a running run whose heartbeat stopped (run_status.py); "unknown" without one
     error: str | None = None
     overrides: dict[str, str] = field(default_factory=dict)  # key -> value, from overrides.yaml
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -79,7 +81,7 @@ def load_run(run_dir: Path, name: str) -> Run:
     return Run(
         path=run_dir,
         name=name,
-        status=status.get("status", "unknown"),
+        status=effective_status(status),
         error=status.get("error"),
         overrides=_read_overrides(run_dir / ".hydra" / "overrides.yaml", problems),
         history=_read_json(run_dir / "history.json", problems) or [],
