@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
@@ -30,8 +31,14 @@ RETRYABLE = ("interrupted", "lost", None)  # None: failed by Optuna's heartbeat 
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
+def retried_from(trial: FrozenTrial) -> int | None:
+    """The first trial of ``trial``'s chain if it is a retry (RetryFailedTrialCallback's mark)."""
+    return trial.system_attrs.get("failed_trial")
+
+
 def chain_of(trial: FrozenTrial) -> int:
-    return RetryFailedTrialCallback.retried_trial_number(trial) or trial.number
+    first = retried_from(trial)
+    return trial.number if first is None else first
 
 
 def chain_ends(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
@@ -69,7 +76,9 @@ def heal(study: optuna.Study, max_retry: int) -> None:
         for trial_id in storage.fail_stale_trials(study._study_id):
             log.warning("trial %d: its worker stopped sending heartbeats; marked failed",
                         storage.get_trial(trial_id).number)
-    retry = RetryFailedTrialCallback(max_retry=max_retry)
+    with warnings.catch_warnings():  # "experimental" in Optuna 2.10, still there in 4.x
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryFailedTrialCallback(max_retry=max_retry)
     for trial in chain_ends(study.get_trials(deepcopy=False)):
         if trial.state == TrialState.FAIL and trial.user_attrs.get(FAILURE_ATTR) in RETRYABLE:
             before = len(study.get_trials(deepcopy=False))

@@ -40,7 +40,7 @@ from optuna.trial import Trial, TrialState
 from crema_exp.sweeps.claim_lock import claim_lock
 from crema_exp.sweeps.finite_objective import FiniteObjectiveLauncher
 from crema_exp.sweeps.healing import (ERROR_ATTR, FAILURE_ATTR, failure_summary, heal,
-                                      tally)
+                                      retried_from, tally)
 from crema_exp.sweeps.job_trial import read_job_status
 from crema_exp.sweeps.storage import absolute_storage_url, printable_storage_url
 from crema_exp.sweeps.study_access import create_or_load_study, rdb_storage
@@ -214,7 +214,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         for trial, trial_overrides in zip(trials, overrides):
             subdir = trial_subdir(trial.number)
             run_dir = Path(self.sweep_dir, subdir).absolute()
-            retry_of = optuna.storages.RetryFailedTrialCallback.retried_trial_number(trial)
+            retry_of = retried_from(trial)
             previous = None
             if retry_of is not None:  # the last attempt of the chain, whose folder this one follows
                 previous = max((t for t in trial.study.get_trials(deepcopy=False)
