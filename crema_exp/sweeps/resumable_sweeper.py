@@ -24,6 +24,7 @@ import functools
 import logging
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Sequence
@@ -107,7 +108,9 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         extra: dict[str, Any] = {"seed": seed}
         if isinstance(self.sampler, optuna.samplers.TPESampler):
             extra["constant_liar"] = self.constant_liar
-        return instantiate(self.sweeper_cfg.sampler, **extra)
+        with warnings.catch_warnings():  # constant_liar is "experimental" in Optuna 2.10
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return instantiate(self.sweeper_cfg.sampler, **extra)
 
     # -- the sweep -----------------------------------------------------------------------------
 
@@ -191,6 +194,10 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         states = [t.state.name for t in study.get_trials(deepcopy=False)]
         log.info("Study %r: %s", study.study_name,
                  ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states))))
+        if not complete and TrialState.PRUNED.name in states:
+            log.warning("no trial of study %r ran to the end: all were pruned or failed; "
+                        "no best parameters to report", study.study_name)
+            return
         if not complete:
             raise SweepFailed(f"sweep {study.study_name!r}: no trial completed "
                               f"({len(states)} trial(s) in the study); failures:\n"

@@ -48,6 +48,7 @@ def run_tracked(run_dir: Path, optimized_metric: str,
     except JobInterrupted as exc:
         log.error("%s: stopping; run folder %s", exc, run_dir)
         status.finish("interrupted", error=str(exc), signal=exc.signal_name)
+        trial = trial or SweepTrial.find(run_dir, storage_url)  # the signal came during find
         if trial is not None:
             trial.finish_interrupted(exc.signal_name)
         raise SystemExit(128 + exc.signum) from None
