@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 import time
 import warnings
@@ -89,7 +90,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                                               sampler=sampler, pruner=self.pruner,
                                               directions=directions)
         self.seed = worker_seed(self.sweeper_cfg.sampler.get("seed"), self.identity, created)
-        if not created and not isinstance(self.sampler, functools.partial):
+        if not created:
             study.sampler = self._make_sampler(self.seed)
         pruner_cfg = self.sweeper_cfg.get("pruner")
         self.record_extra = {
@@ -102,8 +103,8 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         return study
 
     def _make_sampler(self, seed: int | None) -> Any:
-        """The configured sampler with ``seed`` (and constant_liar for TPE); grid samplers as given."""
-        if isinstance(self.sampler, functools.partial):
+        """The configured sampler with ``seed`` (and constant_liar for TPE); unseeded ones as given."""
+        if "seed" not in self.sweeper_cfg.sampler:  # GridSampler
             return self.sampler
         extra: dict[str, Any] = {"seed": seed}
         if isinstance(self.sampler, optuna.samplers.TPESampler):
@@ -122,8 +123,9 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         if self.search_space_distributions:
             distributions = {**self.search_space_distributions, **distributions}
         if isinstance(self.sampler, functools.partial):  # GridSampler needs the choices first
-            self.sampler = self.sampler({name: self._to_grid_sampler_choices(d)
-                                         for name, d in distributions.items()})
+            grid = {name: self._to_grid_sampler_choices(d) for name, d in distributions.items()}
+            self.sampler = self.sampler(grid)
+            self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
         for name in fixed_params:
             distributions.pop(name, None)
         directions = self._get_directions()
