@@ -30,7 +30,9 @@ def rdb_storage(url: str, *, heartbeat_interval: int | None = None,
     """An RDBStorage (with Optuna's trial heartbeat when ``heartbeat_interval`` is set)."""
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
-        engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        # check_same_thread: heartbeat threads open connections that the main thread may close
+        # (at exit, e.g. after SIGTERM); sqlite3 would refuse and log a traceback.
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
     return _retry(lambda: RDBStorage(url, engine_kwargs=engine_kwargs,
                                      heartbeat_interval=heartbeat_interval,
                                      grace_period=grace_period), f"connect to {url}")
