@@ -21,9 +21,10 @@ from crema_exp.data.splits import SPLITS
 from crema_exp.features.views import prepare_features
 from crema_exp.features.weights_check import require_ssl_weights
 from crema_exp.atomic import atomic_write, write_json_atomic
-from crema_exp.training.artefacts import RunStatus, write_run_artefacts
+from crema_exp.training.artefacts import write_run_artefacts
 from crema_exp.training.checkpoint import save_checkpoint
 from crema_exp.training.data import load_training_data
+from crema_exp.training.job_lifecycle import run_tracked
 from crema_exp.training.loop import Trainer
 from crema_exp.training.sanity import split_warnings
 from crema_exp.sweeps import register_sweeper_plugin
@@ -44,8 +45,10 @@ RANDOM_WEIGHTS_WARNING = (
 )
 
 
-def train(cfg: DictConfig, run_dir: Path) -> float:
-    """One training run in ``run_dir``; returns trainer.optimized_metric at the best epoch."""
+def train(cfg: DictConfig, run_dir: Path, on_epoch_end=None) -> float:
+    """One training run in ``run_dir``; returns trainer.optimized_metric at the best epoch.
+
+    ``on_epoch_end(row) -> stop`` is called after each epoch (an Optuna sweep's pruning)."""
     validate(cfg)
     configure_threads(cfg.trainer.num_threads)
     require_ssl_weights(cfg)  # before the corpus is generated or scanned
@@ -71,7 +74,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     log.info("clips: train %d, validation %d, test %d", len(data.train), len(data.validation),
              len(data.test))
     warnings += split_warnings({split: view.split(split) for split in SPLITS})
-    result = Trainer(cfg, data).fit()
+    result = Trainer(cfg, data).fit(on_epoch_end)
 
     save_checkpoint(
         run_dir / run_files.BEST_MODEL, result.model, cfg=cfg, transform=result.transform,
@@ -91,15 +94,10 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
 
 
 def run_job(cfg: DictConfig, run_dir: Path) -> float:
-    """``train`` with status.json kept up to date: running, then completed or failed."""
-    status = RunStatus(run_dir, cfg.trainer.optimized_metric)
-    try:
-        objective = train(cfg, run_dir)
-    except BaseException as exc:
-        status.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    status.finish("completed", objective=objective)
-    return objective
+    """``train`` with status.json kept up to date (crema_exp/training/job_lifecycle.py)."""
+    storage = HydraConfig.get().sweeper.get("storage") if HydraConfig.initialized() else None
+    return run_tracked(run_dir, cfg.trainer.optimized_metric,
+                       lambda on_epoch_end: train(cfg, run_dir, on_epoch_end), storage_url=storage)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

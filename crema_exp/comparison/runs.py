@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from crema_exp import run_files
 from crema_exp.comparison.effective import effective_overrides
+from crema_exp.comparison.run_status import effective_status
 from crema_exp.sweeps import TRIAL_RECORD
 
 
@@ -29,7 +30,8 @@ class ComparisonError(ValueError):
 class Run:
     path: Path
     name: str  # path relative to the common parent of the compared folders
-    status: str  # running | completed | failed (status.json), or "unknown" without one
+    status: str  # status.json's: running | completed | pruned | failed | interrupted; "stale"
+    # for a running run whose heartbeat stopped (run_status.py); "unknown" without one
     error: str | None = None
     overrides: dict[str, str] = field(default_factory=dict)  # key -> value that acted (effective.py)
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -81,7 +83,7 @@ def load_run(run_dir: Path, name: str) -> Run:
     return Run(
         path=run_dir,
         name=name,
-        status=status.get("status", "unknown"),
+        status=effective_status(status),
         error=status.get("error"),
         overrides=effective_overrides(
             _read_overrides(run_dir / run_files.HYDRA_OVERRIDES, problems), run_dir),

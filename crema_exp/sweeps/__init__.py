@@ -4,6 +4,7 @@ The Hydra plugin class lives in ``hydra_plugins.crema_exp_sweeper`` (Hydra only 
 sweepers from that namespace); the behaviour is implemented in :mod:`.resumable_sweeper`.
 """
 
+import hydra_plugins.crema_exp_sweeper.config  # noqa: F401  (registers the sweeper schema)
 from crema_exp.sweeps.plugin import register_sweeper_plugin
 from crema_exp.sweeps.trial_record import TRIAL_RECORD, read_trial_record, trial_subdir
 

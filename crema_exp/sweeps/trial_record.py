@@ -16,9 +16,12 @@ def trial_subdir(number: int) -> str:
     return f"trial_{number:04d}"
 
 
-def write_trial_record(run_dir: Path, *, study: str, trial: int, storage: str | None) -> None:
+def write_trial_record(run_dir: Path, *, study: str, trial: int, storage: str | None,
+                       **extra: Any) -> None:
+    """``extra``: pruner, heartbeat, worker, sampler_seed, retry_of (see docs/sweeps.md)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / TRIAL_RECORD, {"study": study, "trial": trial, "storage": storage})
+    write_json_atomic(run_dir / TRIAL_RECORD,
+                      {"study": study, "trial": trial, "storage": storage, **extra})
 
 
 def read_trial_record(run_dir: Path) -> dict[str, Any] | None:

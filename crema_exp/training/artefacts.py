@@ -22,21 +22,32 @@ def _now() -> str:
 
 
 class RunStatus:
-    """status.json: running at start, then completed (with objective) or failed (with error)."""
+    """status.json: running at start (with a heartbeat refreshed by ``beat``), then completed (with
+    objective), pruned (with the objective so far), failed (with error) or interrupted (with signal).
 
-    def __init__(self, run_dir: Path, optimized_metric: str):
+    A "running" run whose heartbeat is older than ``stale_after_s`` has died without a word (SIGKILL,
+    out of memory, lost node); compare shows it as stale.
+    """
+
+    def __init__(self, run_dir: Path, optimized_metric: str, stale_after_s: float = 600):
         self.path = Path(run_dir) / run_files.STATUS
         self.started_at = time.monotonic()
         self.record = {
             "status": "running", "error": None, "started": _now(), "finished": None,
             "objective": None, "optimized_metric": optimized_metric, "duration_s": None,
+            "heartbeat": _now(), "stale_after_s": stale_after_s,
         }
         write_json_atomic(self.path, self.record)
 
-    def finish(self, status: str, objective: float | None = None, error: str | None = None) -> None:
+    def beat(self) -> None:
+        self.record["heartbeat"] = _now()
+        write_json_atomic(self.path, self.record)
+
+    def finish(self, status: str, objective: float | None = None, error: str | None = None,
+               **extra: Any) -> None:
         self.record.update(
-            status=status, objective=objective, error=error, finished=_now(),
-            duration_s=round(time.monotonic() - self.started_at, 3),
+            status=status, objective=objective, error=error, finished=_now(), heartbeat=_now(),
+            duration_s=round(time.monotonic() - self.started_at, 3), **extra,
         )
         write_json_atomic(self.path, self.record)
 

@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -112,7 +113,8 @@ class Trainer:
             probabilities=torch.softmax(logits, dim=1).numpy(),
         )
 
-    def fit(self) -> TrainingResult:
+    def fit(self, on_epoch_end: Callable[[dict], bool] | None = None) -> TrainingResult:
+        """``on_epoch_end(row)`` sees each epoch's history row; True stops training (sweep pruning)."""
         cfg, reg, trainer_cfg = self.cfg, self.cfg.regularization, self.cfg.trainer
         torch.manual_seed(trainer_cfg.seed)
         rng = np.random.default_rng(trainer_cfg.seed)
@@ -187,6 +189,8 @@ class Trainer:
                 if stale >= trainer_cfg.patience:
                     log.info("early stop: no %s improvement for %d epochs", metric, stale)
                     break
+            if on_epoch_end is not None and on_epoch_end(row):
+                break
 
         result.model.load_state_dict(best_state)
         result.model.eval()

@@ -4,14 +4,14 @@ It composes the real config groups (features, regularization, hparams_search, hy
 hydra/launcher) from the repository's conf/, computes a deterministic "validation UAR" from the
 swept values and writes the run-folder artefacts documented for the train job (docs/interfaces.md).
 ``app.fail_trials`` / ``app.nan_trials`` (Optuna trial numbers, read from the run's optuna.json)
-make a trial raise or return NaN.
+make a trial raise or return NaN; ``app.epochs`` simulated epochs of ``app.epoch_s`` seconds report
+to the trial like the train job does (pruning, heartbeats, signals: crema_exp/training/job_lifecycle.py).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import hydra
@@ -25,6 +25,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from crema_exp.atomic import write_json_atomic  # noqa: E402
 from crema_exp.sweeps import read_trial_record, register_sweeper_plugin  # noqa: E402
+from crema_exp.training.job_lifecycle import run_tracked  # noqa: E402
 
 register_sweeper_plugin()
 
@@ -33,7 +34,7 @@ ConfigStore.instance().store(
     node={
         "defaults": ["_self_", {"features": "ssl"}, {"regularization": "default"},
                      {"hparams_search": None}],
-        "app": {"fail_trials": [], "nan_trials": [], "epochs": 3},
+        "app": {"fail_trials": [], "nan_trials": [], "epochs": 3, "epoch_s": 0.0},
         "data": {"fold": None},
         "trainer": {"seed": 0, "optimized_metric": "val_uar"},
         "hydra": {"sweep": {"dir": "multirun/app", "subdir": "${hydra.job.num}"},
@@ -68,31 +69,32 @@ def write_artefacts(run_dir: Path, cfg: DictConfig, val_uar: float) -> None:
     plt.close(fig)
 
 
+def epochs(cfg: DictConfig, val_uar: float, on_epoch_end) -> bool:
+    """Simulated epochs (``app.epoch_s`` seconds each) reporting a rising val_uar; True if pruned."""
+    for epoch in range(1, cfg.app.epochs + 1):
+        time.sleep(cfg.app.epoch_s)
+        row = {"epoch": epoch, "val_uar": val_uar - 0.02 * (cfg.app.epochs - epoch)}
+        if on_epoch_end is not None and on_epoch_end(row):
+            return True
+    return False
+
+
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="sweep_app")
 def main(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     trial = (read_trial_record(run_dir) or {}).get("trial")
-    started = time.time()
-    status = {"status": "running", "error": None, "objective": None, "optimized_metric": "val_uar",
-              "started": datetime.now(timezone.utc).isoformat(), "finished": None,
-              "duration_s": None}
-    write_json_atomic(run_dir / "status.json", status)
 
-    def finish(state: str, objective: float | None = None, error: str | None = None) -> None:
-        write_json_atomic(run_dir / "status.json", {
-            **status, "status": state, "objective": objective, "error": error,
-            "finished": datetime.now(timezone.utc).isoformat(), "duration_s": time.time() - started})
+    def work(on_epoch_end) -> float:
+        if trial in cfg.app.fail_trials:
+            raise RuntimeError("injected failure")
+        if trial in cfg.app.nan_trials:
+            return math.nan
+        val_uar = fake_val_uar(cfg)
+        epochs(cfg, val_uar, on_epoch_end)
+        write_artefacts(run_dir, cfg, val_uar)
+        return val_uar
 
-    if trial in cfg.app.fail_trials:
-        finish("failed", error="RuntimeError: injected failure")
-        raise RuntimeError(f"injected failure in trial {trial}")
-    if trial in cfg.app.nan_trials:
-        finish("failed", error="diverged: NaN loss")
-        return math.nan
-    val_uar = fake_val_uar(cfg)
-    write_artefacts(run_dir, cfg, val_uar)
-    finish("completed", objective=val_uar)
-    return val_uar
+    return run_tracked(run_dir, "val_uar", work)
 
 
 if __name__ == "__main__":
