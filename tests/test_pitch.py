@@ -176,3 +176,33 @@ def test_voiced_frames_line_up_with_the_mel_energy_of_a_tone_burst(onset_s):
     voiced = np.flatnonzero(estimate_pitch(wave, SR, HOP, 50.0, 400.0).voiced)
     assert abs(voiced[0] - start) <= 1 and abs(voiced[-1] - end) <= 1
     assert voiced.size == voiced[-1] - voiced[0] + 1  # one voiced stretch, no gaps
+
+
+def test_a_voice_in_noise_stays_voiced_along_the_path():
+    # At 0 dB SNR the NCCF of a 120 Hz voice sits near 0.6 (Kaldi's voicing about even odds);
+    # the path keeps it voiced, on the right F0, while noise alone stays unvoiced.
+    result = estimate_pitch(vowel_like(np.full(int(1.5 * SR), 120.0), snr_db=0.0, seed=3),
+                            SR, HOP, 50.0, 400.0)
+    assert np.mean(result.voiced[EDGE:-EDGE]) > 0.95
+    assert np.median(relative_errors(result.f0, 120.0)) < 0.01
+    assert np.percentile(relative_errors(result.f0, 120.0), 95) < 0.05
+
+
+def test_normalised_log_f0_keeps_the_melody_and_drops_the_register():
+    times = np.arange(int(1.5 * SR)) / SR
+    melody = 1.0 + 0.3 * np.sin(2 * np.pi * 1.2 * times)  # the same rise and fall, twice
+    low = estimate_pitch(vowel_like(100.0 * melody), SR, HOP, 50.0, 400.0)
+    high = estimate_pitch(vowel_like(190.0 * melody), SR, HOP, 50.0, 400.0)
+    low_norm = normalised_log_f0(np.log(low.f0), low.voiced)
+    high_norm = normalised_log_f0(np.log(high.f0), high.voiced)
+    inner = slice(EDGE, -EDGE)
+    assert np.mean(np.log(high.f0[inner]) - np.log(low.f0[inner])) == pytest.approx(
+        np.log(1.9), abs=0.01)
+    difference = np.abs(high_norm[inner] - low_norm[inner])  # tracking error of each voice only
+    assert np.median(difference) < 0.015 and difference.max() < 0.04  # vs a shift of 0.64
+    assert abs(np.mean(low_norm[low.voiced])) < 1e-6
+
+
+def test_normalised_log_f0_of_a_clip_without_voice_is_zero():
+    log_f0 = np.log(np.full(50, 120.0, np.float32))
+    np.testing.assert_array_equal(normalised_log_f0(log_f0, np.zeros(50, bool)), 0.0)

@@ -205,8 +205,8 @@ def _frame_rms(samples: torch.Tensor, hop_length: int, window: int) -> torch.Ten
     """
     padded = torch.nn.functional.pad(samples, (window // 2, window - window // 2))
     frames = padded.unfold(0, window, hop_length)[: num_frames(samples.numel(), hop_length)]
-    frames = frames - frames.mean(dim=1, keepdim=True)  # a DC offset is not loudness
     taper = torch.hann_window(window, periodic=False, dtype=samples.dtype)
+    frames = frames - (frames @ taper / taper.sum())[:, None]  # a DC offset is not loudness
     return torch.sqrt((frames * taper).square().sum(dim=1) / taper.square().sum())
 
 

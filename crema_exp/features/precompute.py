@@ -46,7 +46,7 @@ from crema_exp.features.store import METADATA, PARTS, FeatureStore, StoreError
 log = logging.getLogger(__name__)
 
 # Bump when the on-disk layout or the meaning of stored values changes: old stores get a new key.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 # ---------------------------------------------------------------------------- key and extractor
