@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# Values from the seed recipes (issue 3): ssl: SpecAugment off, batch 12, EMA 0.995, R-Drop 0.3;
-# mel_prosody: SpecAugment on, per-utterance CMVN on, EMA 0.995, R-Drop 0.5; mel: EMA 0.995,
-# R-Drop 0.4. Values the recipes leave open are our choice and marked "chosen" below.
+# Values of the reference recipes (conf/experiment): ssl: SpecAugment off, batch 12, EMA 0.995,
+# R-Drop 0.3; mel_prosody: SpecAugment on, per-utterance CMVN on, EMA 0.995, R-Drop 0.5; mel:
+# EMA 0.995, R-Drop 0.4. Values the recipes leave open are our choice and marked "chosen" below.
 _RECOMMENDED: dict[str, dict[str, Any]] = {
     "ssl": {
         "trainer.batch_size": 12,
@@ -22,7 +22,7 @@ _RECOMMENDED: dict[str, dict[str, Any]] = {
         "regularization.per_utterance_cmvn": False,
     },
     "mel_prosody": {
-        # chosen: spectral frames are small (243 dims at 100 fps), so larger batches fit easily.
+        # chosen: spectral frames are small (245 dims at 100 fps), so larger batches fit easily.
         "trainer.batch_size": 32,
         "regularization.spec_augment.enabled": True,
         "regularization.per_utterance_cmvn": True,
