@@ -51,8 +51,8 @@ def _features(features: DictConfig) -> list[str]:
         ssl = features.ssl
         for key, source in (("checkpoint", "checkpoint"), ("huggingface_dir", "huggingface")):
             if ssl[key] is not None and ssl.weights != source:
-                problems.append(f"features.ssl.{key}={ssl[key]} is ignored with features.ssl.weights="
-                                f"{ssl.weights}: add features.ssl.weights={source}")
+                problems.append(f"features.ssl.{key}={ssl[key]} is ignored with features.ssl."
+                                f"weights={ssl.weights}: add features.ssl.weights={source}")
         return problems
     ignored = _changed(features, defaults, SSL_KEYS)
     problems = [f"features.{key}={value} is read only by features=ssl, not by features.kind="
@@ -64,7 +64,7 @@ def _features(features: DictConfig) -> list[str]:
 
 
 def _changed(node: DictConfig, defaults, keys=None) -> list[tuple[str, object]]:
-    """(dotted key, value) of each leaf of ``node`` (under ``keys``) unlike the dataclass defaults."""
+    """(dotted key, value) of each leaf of ``node`` (under ``keys``) unlike the defaults."""
     return _differences(OmegaConf.to_container(node, resolve=True),
                         OmegaConf.to_container(OmegaConf.structured(defaults)), keys)
 

@@ -1,4 +1,4 @@
-"""The pitch tracker on real CREMA-D voices: speech voiced, room noise not, F0 where Praat finds it."""
+"""The pitch tracker on real CREMA-D voices: speech voiced, room noise not, F0 as Praat finds it."""
 
 from pathlib import Path
 

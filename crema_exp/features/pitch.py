@@ -24,7 +24,7 @@ centre of the search range), the voiced decision, and Kaldi's soft probability o
 (``NccfToPov``) of the frame's best candidate.
 
 Frame ``t`` is centred on sample ``t * hop_length`` of the input, ``1 + len // hop_length`` frames:
-the same grid as a ``center=True`` spectrogram, and the NCCF's reference window is centred there too.
+the same grid as a ``center=True`` spectrogram; the NCCF's reference window is centred there too.
 """
 
 from __future__ import annotations
