@@ -1,11 +1,11 @@
-"""SSL precompute throughput: SSLExtractor.extract_many vs the seed's naive per-file loop.
+"""SSL precompute throughput: SSLExtractor.extract_many vs a naive per-file loop.
 
 Both sides run the full 12-layer WavLM Base architecture with the same random weights on clips whose
 lengths are drawn from the real CREMA-D file sizes (so equal-length clips occur as often as in the
 corpus), and both write their results to disk:
 
   naive      per clip: model.extract_features(clip) under torch.no_grad, then torch.save of one .pt
-             per clip and per layer (float32), as the seed did;
+             per clip and per layer (float32), the plain way to cache SSL layers;
   extractor  SSLExtractor.extract_many on all clips, then np.save of every stream as float16.
 
 Runs alternate within one process and the medians are reported (the machine's cores are shared).

@@ -6,7 +6,7 @@
 
 Clip durations are drawn from the real CREMA-D distribution ((bytes - 44) / 32000 s from
 crema_exp/data/reference/audio_manifest.csv); frames are random (throughput does not depend on
-values). Shapes: mel_prosody 243 dims x 100 frames/s, ssl 768 dims x 50 frames/s.
+values). Shapes: mel_prosody 245 dims x 100 frames/s, ssl 768 dims x 50 frames/s.
 
 Comparison (default): both pipelines train a model of the same layers and size (default
 ModelConfig) for the same number of optimiser steps, for every kind x R-Drop alpha (0 = one pass,
@@ -63,8 +63,8 @@ from crema_exp.training.loop import EVAL_BATCH_SIZE, Trainer, TrainingData
 from crema_exp.training.optim import build_optimizer, build_scheduler
 from crema_exp.training.rdrop import classification_loss, symmetric_kl
 
-SHAPES = {"mel_prosody": (100.0, 243, "spectral"), "ssl": (50.0, 768, "layer_12")}
-LAYOUT = {"logmel": [0, 80], "delta": [80, 160], "delta_delta": [160, 240], "pitch": [240, 243]}
+SHAPES = {"mel_prosody": (100.0, 245, "spectral"), "ssl": (50.0, 768, "layer_12")}
+LAYOUT = {"logmel": [0, 80], "delta": [80, 160], "delta_delta": [160, 240], "pitch": [240, 245]}
 # The recipes' recommended settings (conf/features/<kind>.yaml `recommended`), default model.
 RECIPES = {
     "mel_prosody": ["trainer.batch_size=32", "regularization.rdrop_alpha=0.5",
@@ -282,7 +282,7 @@ def estimate_epoch(kind: str, args) -> dict:
     train_sample = evenly_spaced(train_batches, train_lengths, args.sample_batches)
     val_sample = evenly_spaced(val_batches, val_lengths, max(2, args.sample_batches // 3))
 
-    # Only the sampled clips are held in memory (1.3 M frames x 243 would be 0.6 GB of float16).
+    # Only the sampled clips are held in memory (1.3 M frames x 245 would be 0.6 GB of float16).
     def sampled_split(name, lengths, sample, seed):
         clips = np.concatenate(sample)
         split = random_split(name, lengths[clips], dim, seed)

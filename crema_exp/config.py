@@ -273,5 +273,8 @@ def validate(cfg: DictConfig) -> None:
             problems.append(
                 "model.transformer_heads must divide 2*model.hidden_size (the BiGRU output size)"
             )
+    from crema_exp.config_traps import ignored_settings  # it imports this module's schemas
+
+    problems += ignored_settings(cfg)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))

@@ -1,7 +1,9 @@
 """Predict job: python -m crema_exp.predict checkpoint=best_model.pt inputs=FILE_OR_DIR [output=...]
 
 The checkpoint alone is enough: it names the feature extractor (and SSL weights identity), the
-normalisation and the model. An unreadable input is listed with its reason, never fatal.
+normalisation and the model. An unreadable input is listed with its reason, never fatal; so is a
+clip shorter than the training data's ``data.min_duration`` (training skipped those, so the model
+never saw one). The job exits with status 1 when no input could be predicted.
 """
 
 from __future__ import annotations
@@ -56,9 +58,13 @@ def build_extractor(predictor: Predictor):
     return features_cfg, extractor
 
 
-def extract_features(extractor, stream: str, path: Path, sample_rate: int) -> np.ndarray:
+def extract_features(extractor, stream: str, path: Path, sample_rate: int,
+                     min_duration: float = 0.0) -> np.ndarray:
     """[frames, dim] float16, as the store keeps them (same checks as the store builder)."""
     wave = load_audio(path, sample_rate=sample_rate)
+    if wave.size < min_duration * sample_rate:
+        raise AudioError(path, f"too short ({wave.size / sample_rate:.3f} s < data.min_duration "
+                               f"{min_duration:g} s of the model's training data)")
     return stored_frames(extractor.extract_many([wave])[0][stream], stream)
 
 
@@ -78,10 +84,12 @@ def predict(checkpoint: str | Path, inputs: str | Path, device: str = "auto",
     predictor = load_checkpoint(checkpoint, torch_device)
     features_cfg, extractor = build_extractor(predictor)
     stream = predictor.transform.stream
+    min_duration = predictor.checkpoint.get("config", {}).get("data", {}).get("min_duration", 0.0)
     paths, clips, skipped = [], [], []
     for path in list_inputs(inputs):
         try:
-            clips.append(extract_features(extractor, stream, path, features_cfg.sample_rate))
+            clips.append(extract_features(extractor, stream, path, features_cfg.sample_rate,
+                                          min_duration))
             paths.append(path)
         except (AudioError, ValueError) as exc:
             reason = exc.reason if isinstance(exc, AudioError) else str(exc)
@@ -117,6 +125,9 @@ def main(cfg: DictConfig) -> None:
         skipped_path = output.with_name(f"{output.stem}_skipped.csv")
         write_csv_atomic(skipped_path, skipped)
         log.warning("%d unreadable clip(s) listed in %s", len(skipped), skipped_path)
+    if predictions.empty:
+        log.error("no input could be predicted (%s)", cfg.inputs)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -89,3 +89,35 @@ def test_real_corpus_without_root_is_explained():
     cfg = _compose("precompute", ["data=crema_d"])
     with pytest.raises(ConfigError, match="data.root"):
         validate(cfg)
+
+
+@pytest.mark.parametrize(
+    "name, overrides, message",
+    [
+        ("train", ["data.root=/data/CREMA-D"], r"data\.root=/data/CREMA-D .*add data=crema_d"),
+        ("precompute", ["data.root=/data/CREMA-D"], r"data\.root=.*add data=crema_d"),
+        ("train", ["experiment=demo", "data.root=/data"], r"data\.root=/data .*add data=crema_d"),
+        ("train", ["data.layout=split_folders"], r"data\.layout=split_folders .*add data=crema_d"),
+        ("train", ["data=crema_d", "data.root=/d", "data.synthetic.num_actors=5"],
+         r"data\.synthetic\.num_actors=5 .*data=synthetic"),
+        ("train", ["features=mel_prosody", "features.ssl_layer=3"], r"features\.ssl_layer=3 .*ssl"),
+        ("train", ["features=mel", "features.ssl.model=wavlm_large"], r"features\.ssl\.model="),
+        ("train", ["features=ssl", "features.n_mels=40"], r"features\.n_mels=40 .*spectral"),
+        ("train", ["features=mel", "features.pitch.fmin=60"], r"pitch\.fmin=60.*enabled=false"),
+        ("train", ["features.ssl.checkpoint=/m.pt"], r"add features\.ssl\.weights=checkpoint"),
+        ("train", ["features.ssl.huggingface_dir=/hf"], r"add features\.ssl\.weights=huggingface"),
+    ],
+)
+def test_a_set_key_that_would_be_ignored_is_refused(name, overrides, message):
+    """A value the chosen data source or feature kind never reads must not pass silently."""
+    with pytest.raises(ConfigError, match=message):
+        validate(_compose(name, overrides))
+
+
+def test_keys_of_the_chosen_source_and_kind_pass():
+    for overrides in (["data=crema_d", "data.root=/d", "features=mel_prosody",
+                       "features.pitch.fmin=60"],
+                      ["features=ssl", "features.ssl_layer=3", "features.ssl.weights=checkpoint",
+                       "features.ssl.checkpoint=/m.pt"],
+                      ["experiment=demo", "data.synthetic.num_actors=8"]):
+        validate(_compose("train", overrides))

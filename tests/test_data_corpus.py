@@ -152,6 +152,34 @@ def test_folders_that_are_not_a_corpus_raise(tmp_path):
         load_corpus(data_cfg(None), paths_cfg(tmp_path))
 
 
+def test_audiowav_folder_itself_is_read_as_the_official_layout(tmp_path):
+    clip_ids = write_official(tmp_path / "CREMA-D", sexes=SEXES)
+    audio = tmp_path / "CREMA-D" / "AudioWAV"
+    corpus = load_corpus(data_cfg(audio), paths_cfg(tmp_path))
+    assert (corpus.root, corpus.layout) == (audio, "official") and corpus.skipped.empty
+    assert corpus.manifest["clip_id"].tolist() == clip_ids
+    # VideoDemographics.csv one level up, beside AudioWAV/, is found.
+    assert corpus.manifest.set_index("actor")["sex"].to_dict() == SEXES
+
+
+def test_flat_folder_of_official_names_is_the_official_layout(tmp_path):
+    write_official(tmp_path / "download", sexes=SEXES)
+    flat = tmp_path / "flat"
+    (tmp_path / "download" / "AudioWAV").rename(flat)
+    (tmp_path / "download" / "VideoDemographics.csv").rename(flat / "VideoDemographics.csv")
+    (flat / "notes.txt").write_text("not a clip")
+    corpus = load_corpus(data_cfg(flat), paths_cfg(tmp_path))
+    assert corpus.layout == "official" and len(corpus.manifest) == 18
+    assert corpus.manifest.set_index("actor")["sex"].to_dict() == SEXES  # found beside the clips
+    assert corpus.skipped["reason"].tolist() == ["not a .wav file"]
+
+
+def test_flat_folder_without_official_names_is_not_a_corpus(tmp_path):
+    write_wav(tmp_path / "clip_one.wav", tone())
+    with pytest.raises(CorpusError, match="cannot tell the corpus layout"):
+        load_corpus(data_cfg(tmp_path), paths_cfg(tmp_path))
+
+
 def test_synthetic_reads_the_generated_corpus_as_official(tmp_path, monkeypatch):
     calls = []
 

@@ -1,5 +1,8 @@
 """Predict: a checkpoint plus audio files give one row per readable clip; bad files are listed."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -68,6 +71,28 @@ def test_bad_checkpoint_or_inputs_are_named_in_the_error(checkpoint, tmp_path, c
         predict(bogus, clips, device="cpu")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         predict(checkpoint, tmp_path / "nowhere", device="cpu")
+
+
+def test_clip_shorter_than_the_training_minimum_is_skipped_with_that_reason(checkpoint, clips):
+    t = np.arange(int(16000 * 0.3)) / 16000  # data.min_duration of the checkpoint: 0.5 s
+    sf.write(clips / "1003_DFA_ANG_XX.wav", (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32),
+             16000)
+    predictions, skipped = predict(checkpoint, clips, device="cpu")
+    assert "1003_DFA_ANG_XX" not in predictions["clip"].tolist() and len(predictions) == 3
+    reason = skipped.set_index("path")["reason"][str(clips / "1003_DFA_ANG_XX.wav")]
+    assert reason.startswith("too short (0.300 s < data.min_duration 0.5 s")
+
+
+def test_cli_exits_non_zero_when_nothing_could_be_predicted(checkpoint, tmp_path):
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "notes.wav").write_text("a text file named .wav")
+    command = [sys.executable, "-m", "crema_exp.predict", f"checkpoint={checkpoint}",
+               f"inputs={folder}", f"output={tmp_path / 'out.csv'}", "device=cpu"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "no input could be predicted" in result.stdout + result.stderr
+    assert "notes.wav" in (tmp_path / "out_skipped.csv").read_text()
 
 
 TINY_SSL = ["features.kind=ssl", "features.ssl.model=wavlm_base", "features.ssl.weights=random",

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from crema_exp.config import FeaturesConfig
 from crema_exp.features.pitch import estimate_pitch
-from crema_exp.features.spectral import SpectralExtractor
+from crema_exp.features.spectral import PITCH_COLUMNS, SpectralExtractor
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "features"
 SR = 16000
@@ -46,9 +46,9 @@ def prosody():
 def test_mel_prosody_shape_and_layout(prosody, samples):
     frames = prosody.extract(speechy_wave(samples))["spectral"]
     assert frames.dtype == np.float32 and np.isfinite(frames).all()
-    assert frames.shape == (1 + samples // 160, 80 * 3 + 3)
+    assert frames.shape == (1 + samples // 160, 80 * 3 + 5)
     assert prosody.layout == {"logmel": [0, 80], "delta": [80, 160], "delta_delta": [160, 240],
-                              "pitch": [240, 243]}
+                              "pitch": [240, 245]}
     assert prosody.streams == ["spectral"] and prosody.frame_rate == 100.0
 
 
@@ -61,8 +61,8 @@ def test_mel_kind_is_log_mel_only():
 
 def test_layout_follows_enabled_blocks():
     extractor = SpectralExtractor(features_cfg("mel_prosody", n_mels=40, delta_delta=False))
-    assert extractor.layout == {"logmel": [0, 40], "delta": [40, 80], "pitch": [80, 83]}
-    assert extractor.extract(speechy_wave(8000))["spectral"].shape == (51, 83)
+    assert extractor.layout == {"logmel": [0, 40], "delta": [40, 80], "pitch": [80, 85]}
+    assert extractor.extract(speechy_wave(8000))["spectral"].shape == (51, 85)
 
 
 def test_blocks_equal_torchaudio_reference(prosody):
@@ -78,13 +78,17 @@ def test_blocks_equal_torchaudio_reference(prosody):
         start, end = prosody.layout[block]
         np.testing.assert_allclose(frames[:, start:end], reference.T.numpy(), rtol=1e-4, atol=1e-4)
 
-    f0, voicing = estimate_pitch(wave, SR, 160, 50.0, 400.0)
-    pitch = frames[:, slice(*prosody.layout["pitch"])]
-    np.testing.assert_allclose(pitch[:, 0], voicing, atol=1e-6)
-    np.testing.assert_allclose(pitch[:, 1], np.log(f0), atol=1e-5)
-    expected_delta = AF.compute_deltas(torch.from_numpy(np.log(f0))[None], win_length=5)[0]
-    np.testing.assert_allclose(pitch[:, 2], expected_delta.numpy(), atol=1e-5)
-    assert np.median(f0[voicing >= 0.5]) == pytest.approx(140.0, rel=0.01)
+    track = estimate_pitch(wave, SR, 160, 50.0, 400.0)
+    pitch = dict(zip(PITCH_COLUMNS, frames[:, slice(*prosody.layout["pitch"])].T))
+    np.testing.assert_allclose(pitch["voicing"], track.voicing, atol=1e-6)
+    np.testing.assert_array_equal(pitch["voiced"], track.voiced.astype(np.float32))
+    log_f0 = np.log(track.f0)
+    np.testing.assert_allclose(pitch["log_f0"], log_f0, atol=1e-5)
+    np.testing.assert_allclose(pitch["log_f0_norm"], log_f0 - log_f0[track.voiced].mean(),
+                               atol=1e-5)
+    expected_delta = AF.compute_deltas(torch.from_numpy(log_f0)[None], win_length=5)[0]
+    np.testing.assert_allclose(pitch["delta_log_f0"], expected_delta.numpy(), atol=1e-5)
+    assert np.median(track.f0[track.voiced]) == pytest.approx(140.0, rel=0.01)
 
 
 def test_extractor_survives_pickling_with_identical_output(prosody):

@@ -217,3 +217,23 @@ def test_missing_checkpoint_fails_at_construction_naming_the_key(tmp_path):
     with pytest.raises(SSLWeightsError, match=r"missing\.pt: not found \(features\.ssl\.checkpoint\)"):
         SSLExtractor(features_cfg(model="wavlm_base", weights="checkpoint",
                                   checkpoint=str(tmp_path / "missing.pt")))
+
+
+@pytest.mark.parametrize("model_name", ["wavlm_base_plus", "wavlm_large", "hubert_large"])
+def test_last_layer_is_the_encoders_output(model_name):
+    """Pre-norm (Large) models end with a LayerNorm; extract_features alone leaves it out."""
+    extractor = SSLExtractor(features_cfg(model=model_name, arch_overrides=TINY_ARCH))
+    clip = waves(16000, seed=2)
+    (result,) = extractor.extract_many(clip)
+    model = reference_model(model_name, TINY_ARCH)
+    with torch.no_grad():
+        x = torch.from_numpy(clip[0])[None]
+        if extractor._spec.normalize_waveform:
+            x = torch.nn.functional.layer_norm(x, x.shape[-1:])
+        features, _ = model.feature_extractor(x, None)
+        encoder_output = model.encoder.transformer(model.encoder.feature_projection(features))[0]
+        intermediate, _ = model.extract_features(x)
+    np.testing.assert_allclose(result["layer_02"], encoder_output.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(result["layer_01"], intermediate[0][0].numpy(), rtol=1e-3, atol=1e-4)
+    pre_norm = model_name.endswith("_large")
+    assert np.allclose(intermediate[-1][0].numpy(), encoder_output.numpy(), atol=1e-4) != pre_norm

@@ -17,10 +17,10 @@ from hydra.utils import to_absolute_path
 from crema_exp.atomic import write_csv_atomic
 from crema_exp.data.audio import AudioError, check_clip
 from crema_exp.data.layouts import (
-    DEMOGRAPHICS_FILE,
     LAYOUTS,
     Candidate,
     LayoutError,
+    demographics_file,
     detect_layout,
     discover_official,
     discover_split_folders,
@@ -101,8 +101,8 @@ def read_corpus(root: Path, layout: str, data_cfg, scan_cache: Path | None = Non
 
 
 def _read_sexes(root: Path) -> dict[int, str]:
-    path = root / DEMOGRAPHICS_FILE
-    return read_sexes(path) if path.is_file() else {}
+    path = demographics_file(root)
+    return read_sexes(path) if path is not None else {}
 
 
 def _inspect(candidates: list[Candidate], min_duration: float, scan_cache: Path | None):

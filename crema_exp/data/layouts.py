@@ -1,7 +1,9 @@
 """Finding the clips of a corpus folder in either supported layout, before any audio is read.
 
 - ``official``: ``root/AudioWAV/*.wav`` as released (+ optional ``root/VideoDemographics.csv``);
-  labels, actors and sentences come from the names; the project builds the splits.
+  labels, actors and sentences come from the names; the project builds the splits. A flat folder
+  of official names (the AudioWAV folder itself, or what many downloads unpack to) is read the
+  same way, with VideoDemographics.csv looked up beside the clips or one level up.
 - ``split_folders``: ``root/{train,validation,test}/`` (files found recursively) + optional
   ``root/labels.csv``; the folders are the splits. A label in labels.csv wins over the name;
   clips missing from labels.csv fall back to their CREMA-D name. Files may have any name when
@@ -52,16 +54,43 @@ class Discovery:
         self.skipped.append((str(path), reason))
 
 
-def detect_layout(root: Path) -> str:
-    """``official`` when root/AudioWAV exists, ``split_folders`` when root/train etc. exist."""
+def official_audio_dir(root: Path) -> Path | None:
+    """root/AudioWAV, or root itself when it holds clips with official names; else None."""
     if (root / OFFICIAL_AUDIO_DIR).is_dir():
-        return "official"
-    if all((root / split).is_dir() for split in SPLITS):
+        return root / OFFICIAL_AUDIO_DIR
+    if any(_is_wav(path) and _official_name(path) for path in root.iterdir() if path.is_file()):
+        return root
+    return None
+
+
+def demographics_file(root: Path) -> Path | None:
+    """VideoDemographics.csv in root or, when root is itself a flat folder of official clips
+    (``.../CREMA-D/AudioWAV`` given as root), one level up."""
+    places = [root, root.parent] if official_audio_dir(root) == root else [root]
+    return next((place / DEMOGRAPHICS_FILE for place in places
+                 if (place / DEMOGRAPHICS_FILE).is_file()), None)
+
+
+def _official_name(path: Path) -> bool:
+    try:
+        parse_clip_name(path.stem)
+    except ClipNameError:
+        return False
+    return True
+
+
+def detect_layout(root: Path) -> str:
+    """``split_folders`` when root/train etc. exist, ``official`` for root/AudioWAV or a flat
+    folder of official names."""
+    if not (root / OFFICIAL_AUDIO_DIR).is_dir() and all((root / s).is_dir() for s in SPLITS):
         return "split_folders"
+    if official_audio_dir(root) is not None:
+        return "official"
     entries = sorted(p.name for p in root.iterdir())[:10]
     raise LayoutError(
-        f"{root}: cannot tell the corpus layout: expected {OFFICIAL_AUDIO_DIR}/ (official release) "
-        f"or {'/, '.join(SPLITS)}/ folders (pre-split); found {entries or 'an empty folder'}"
+        f"{root}: cannot tell the corpus layout: expected {OFFICIAL_AUDIO_DIR}/ or clips with "
+        f"official names (official release), or {'/, '.join(SPLITS)}/ folders (pre-split); "
+        f"found {entries or 'an empty folder'}"
     )
 
 
@@ -85,11 +114,14 @@ def _add(found: Discovery, seen: dict[str, Path], candidate: Candidate) -> None:
 
 
 def discover_official(root: Path) -> Discovery:
-    audio_dir = root / OFFICIAL_AUDIO_DIR
-    if not audio_dir.is_dir():
-        raise LayoutError(f"{root}: no {OFFICIAL_AUDIO_DIR}/ folder (official layout)")
+    audio_dir = official_audio_dir(root)
+    if audio_dir is None:
+        raise LayoutError(f"{root}: no {OFFICIAL_AUDIO_DIR}/ folder and no clip with an official "
+                          "name (official layout)")
     found, seen = Discovery(), {}
     for path in _files(audio_dir, recursive=False):
+        if path.name == DEMOGRAPHICS_FILE:  # a flat folder keeps it beside the clips
+            continue
         if not _is_wav(path):
             found.skip(path, "not a .wav file")
             continue

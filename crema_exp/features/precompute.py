@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 
 # Bump when the on-disk layout or the meaning of stored values changes: old stores get a new key.
 # 2: content-only key, one array per stream over the whole corpus (splits became views).
-FORMAT_VERSION = 2
+# 3: prosody block of 5 columns (voicing, voiced, log-F0, normalised log-F0, delta log-F0) from a
+#    Viterbi voicing path on frames centred like the mel frames; a "files" record in metadata.json.
+FORMAT_VERSION = 3
 
 
 # ---------------------------------------------------------------------------- key

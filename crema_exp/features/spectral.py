@@ -3,9 +3,15 @@
 One clip becomes one ``"spectral"`` stream of ``[T, D]`` float32 frames, ``T = 1 + len // hop``
 (centred frames). Columns are blocks named in ``layout``: ``logmel``, ``delta``, ``delta_delta``
 (each ``n_mels`` wide, the same mel bins in the same order, so SpecAugment can mask a bin in all
-of them) and ``pitch`` (voicing, log-F0, delta log-F0), present only when enabled. ``kind`` only
-names the recipe: the content follows the ``deltas``/``delta_delta``/``pitch.enabled`` flags
-(conf/features/mel.yaml turns them all off for log-mel alone).
+of them) and ``pitch``, present only when enabled, whose columns are ``PITCH_COLUMNS``:
+  * ``voicing``: Kaldi's probability of voicing (soft, from the frame's best NCCF peak);
+  * ``voiced``: 1.0 where the pitch tracker's Viterbi path calls the frame voiced, else 0.0;
+  * ``log_f0``: natural log of F0 in Hz, continuous (interpolated through unvoiced frames);
+  * ``log_f0_norm``: log_f0 less the clip's mean over its voiced frames: the intonation without
+    the speaker's register, for actor-disjoint tests (per-utterance CMVN leaves pitch alone);
+  * ``delta_log_f0``: its delta (the same for both log-F0 columns).
+``kind`` only names the recipe: the content follows the ``deltas``/``delta_delta``/
+``pitch.enabled`` flags (conf/features/mel.yaml turns them all off for log-mel alone).
 
 Choices (all part of ``identity()``, so changing one makes a new feature store):
   * power mel spectrogram, Hann window of win_ms, n_fft = next power of two, HTK mel scale,
@@ -28,15 +34,15 @@ import torch
 import torchaudio
 import torchaudio.functional as AF
 
-from crema_exp.features.pitch import LOWPASS_HZ, estimate_pitch
+from crema_exp.features.pitch import LOWPASS_HZ, estimate_pitch, normalised_log_f0
 
 SPECTRAL_KINDS = ("mel_prosody", "mel")
 F_MIN_HZ = 20.0
 LOG_FLOOR = 1e-6
 DELTA_WIN = 5
-PITCH_COLUMNS = ("voicing", "log_f0", "delta_log_f0")
+PITCH_COLUMNS = ("voicing", "voiced", "log_f0", "log_f0_norm", "delta_log_f0")
 # Bump when the computation changes in a way the parameters in identity() do not capture.
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2
 
 
 class SpectralExtractor:
@@ -101,7 +107,8 @@ class SpectralExtractor:
             "log_floor": LOG_FLOOR,
             "delta_win": DELTA_WIN,
             "layout": self.layout,
-            "pitch": {"fmin": self.fmin, "fmax": self.fmax} if self.pitch else None,
+            "pitch": ({"fmin": self.fmin, "fmax": self.fmax, "columns": list(PITCH_COLUMNS)}
+                      if self.pitch else None),
         }
 
     def extract(self, wave: np.ndarray) -> dict[str, np.ndarray]:
@@ -133,11 +140,18 @@ class SpectralExtractor:
         return "spectral"
 
     def _pitch(self, wave: np.ndarray) -> torch.Tensor:
-        """[3, T]: voicing, log-F0 (continuous), delta log-F0."""
-        f0, voicing = estimate_pitch(wave, self.sample_rate, self.hop_length, self.fmin, self.fmax)
-        log_f0 = torch.from_numpy(np.log(f0))
-        delta = AF.compute_deltas(log_f0[None], win_length=DELTA_WIN)[0]
-        return torch.stack([torch.from_numpy(voicing), log_f0, delta])
+        """[len(PITCH_COLUMNS), T], in the order of PITCH_COLUMNS."""
+        track = estimate_pitch(wave, self.sample_rate, self.hop_length, self.fmin, self.fmax)
+        log_f0 = np.log(track.f0)
+        delta = AF.compute_deltas(torch.from_numpy(log_f0)[None], win_length=DELTA_WIN)[0]
+        columns = {
+            "voicing": torch.from_numpy(track.voicing),
+            "voiced": torch.from_numpy(track.voiced.astype(np.float32)),
+            "log_f0": torch.from_numpy(log_f0),
+            "log_f0_norm": torch.from_numpy(normalised_log_f0(log_f0, track.voiced)),
+            "delta_log_f0": delta,
+        }
+        return torch.stack([columns[name] for name in PITCH_COLUMNS])
 
     def _checked(self, wave: np.ndarray) -> np.ndarray:
         wave = np.asarray(wave)

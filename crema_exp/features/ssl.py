@@ -9,6 +9,11 @@ Speed on CPU: a few cores run this model better as independent single-threaded f
 than as one pass split across threads, so batches go to a thread pool with one intra-op thread
 each (torch releases the GIL inside its kernels). The positional convolution's weight norm is baked
 in once instead of being recomputed on every forward pass.
+
+Last layer of pre-norm models (``wavlm_large``, ``hubert_large``: fairseq's layer_norm_first):
+their encoder ends with a LayerNorm that torchaudio's ``extract_features`` leaves out, so the
+last stream gets it here and equals the encoder's output (HF ``hidden_states[-1]``, s3prl's last
+layer). Post-norm models (Base, Base+) apply that LayerNorm before the first layer instead.
 """
 
 from __future__ import annotations
@@ -63,7 +68,9 @@ class SSLExtractor:
         self.streams = [layer_stream(k) for k in self._layers]
         self._device = resolve_device(ssl_cfg.device, "features.ssl.device")
         self._dtype = _DTYPES[ssl_cfg.dtype]
+        self._num_layers = num_layers
         self._model = None  # loaded by the first extraction: a reused store needs no weights
+        self._final_norm = None  # the encoder's closing LayerNorm, pre-norm models only
         self._transformer_input = threading.local()
 
     layout = None  # hidden states have no named column blocks
@@ -95,7 +102,11 @@ class SSLExtractor:
     def _ensure_model(self) -> None:
         if self._model is None:
             model = _prepare(load_ssl_model(self._spec)).to(self._device, self._dtype)
-            model.encoder.transformer.layers[0].register_forward_pre_hook(self._keep_transformer_input)
+            transformer = model.encoder.transformer
+            transformer.layers[0].register_forward_pre_hook(self._keep_transformer_input)
+            # torchaudio names it the other way round: the Transformer's own ``layer_norm_first``
+            # is False exactly for pre-norm models, whose forward() ends with this LayerNorm.
+            self._final_norm = None if transformer.layer_norm_first else transformer.layer_norm
             self._model = model
 
     def extract_many(self, waves: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -135,6 +146,8 @@ class SSLExtractor:
             batch = torch.nn.functional.layer_norm(batch, batch.shape[-1:])
         deepest = max(1, self._layers[-1])  # extract_features needs at least one layer
         layers, _ = self._model.extract_features(batch.to(self._dtype), num_layers=deepest)
+        if self._final_norm is not None and deepest == self._num_layers:
+            layers[-1] = self._final_norm(layers[-1])
         hidden = [self._transformer_input.value, *layers]
         return {
             stream: hidden[k].float().cpu().numpy() for stream, k in zip(self.streams, self._layers)

@@ -26,7 +26,7 @@ class SequenceEncoder(nn.Module):
     def __init__(self, input_dim: int, cfg: ModelConfig):
         super().__init__()
         self.output_dim = 2 * cfg.hidden_size
-        # Per-frame projection: brings 768-dim SSL or 243-dim spectral frames to the GRU width.
+        # Per-frame projection: brings 768-dim SSL or 245-dim spectral frames to the GRU width.
         self.projection = nn.Sequential(nn.LayerNorm(input_dim), nn.Linear(input_dim, cfg.hidden_size))
         self.gru = nn.GRU(
             cfg.hidden_size,
