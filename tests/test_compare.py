@@ -19,7 +19,8 @@ from crema_exp.comparison.compare_runs import compare
 @pytest.fixture(scope="module")
 def multirun(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("compare")
-    run_app(cwd, "-m", "hparams_search=ssl_optuna", "hydra.sweeper.n_trials=12", "app.fail_trials=[2]")
+    run_app(cwd, "-m", "hparams_search=ssl_optuna", "hydra/sweeper/pruner=none",
+            "hydra.sweeper.n_trials=12", "app.fail_trials=[2]")
     run_app(cwd, "-m", "hydra.sweep.dir=multirun/seeds", "trainer.seed=0,1",
             "regularization.rdrop_alpha=0.1,0.5", "features.ssl_layer=6")
     run_app(cwd, "-m", "hydra.sweep.dir=cross_validation", "data.fold=0,1,2")  # not under multirun/

@@ -59,7 +59,7 @@ def test_layout_is_packed_contiguous_and_matches_the_extractor(tmp_path, corpus,
             features[row.offset: row.offset + row.length],
             reference.extract(load_audio(paths[row.clip_id]))["spectral"].astype(np.float16))
     meta = store.metadata
-    assert meta["format_version"] == precompute.FORMAT_VERSION == 2
+    assert meta["format_version"] == precompute.FORMAT_VERSION == 3
     assert meta["streams"] == {"spectral": {"dim": 4, "frame_rate": 100.0,
                                             "layout": FakeExtractor.layout}}
     assert meta["corpus"]["total"]["clips"] == 36 and "splits" not in meta["corpus"]
