@@ -57,6 +57,9 @@ class DataConfig:
     sample_rate: int = 16000
     min_duration: float = 0.5  # seconds; shorter clips are skipped and reported
     fold: Optional[int] = None  # k-fold actor cross-validation: test fold index, or null for ratios
+    # Voice-only listener votes (clip_id + one count column per emotion); null = the packaged
+    # CREMA-D ratings for data=crema_d in the official layout, none for other corpora.
+    listener_votes: Optional[str] = None
     split: SplitConfig = field(default_factory=SplitConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
@@ -140,6 +143,7 @@ class RegularizationConfig:
     class_weights: bool = True
     grad_clip: float = 5.0  # max gradient norm; 0 disables clipping
     per_utterance_cmvn: Optional[bool] = None  # recommended
+    soft_labels: float = 0.0  # weight of the listeners' vote distribution in the target; 0 = off
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
 
@@ -219,6 +223,7 @@ _RANGES = {
     "regularization.ema_decay": (0.0, 1.0, True, False),
     "regularization.label_smoothing": (0.0, 1.0, True, False),
     "regularization.grad_clip": (0.0, None, True, True),
+    "regularization.soft_labels": (0.0, 1.0, True, True),
     "trainer.epochs": (1, None, True, True),
     "trainer.batch_size": (1, None, True, True),
     "trainer.patience": (1, None, True, True),

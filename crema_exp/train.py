@@ -15,14 +15,17 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from crema_exp.config import register_configs, validate
+from crema_exp.data.listener_votes import votes_for_corpus
 from crema_exp.features.precompute import ensure_store
 from crema_exp.atomic import atomic_write, write_json_atomic
 from crema_exp.training.artefacts import RunStatus, write_run_artefacts
 from crema_exp.training.checkpoint import save_checkpoint
 from crema_exp.training.data import load_training_data
+from crema_exp.training.human_comparison import report_against_listeners
 from crema_exp.training.loop import Trainer
 from crema_exp.sweeps import register_sweeper_plugin
 from crema_exp.training.settings import disable_spec_augment_without_layout, resolve_settings
+from crema_exp.training.soft_labels import listener_targets
 
 register_configs()
 register_sweeper_plugin()  # so that `-m hparams_search=...` finds our Optuna sweeper
@@ -59,7 +62,9 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     data = load_training_data(store, stream)
     log.info("clips: train %d, validation %d, test %d", len(data.train), len(data.validation),
              len(data.test))
-    result = Trainer(cfg, data).fit()
+    votes, votes_source = votes_for_corpus(cfg.data, store.metadata["corpus"].get("layout"))
+    targets = listener_targets(cfg.regularization.soft_labels, votes, votes_source, data.train, log)
+    result = Trainer(cfg, data, train_targets=targets).fit()
 
     save_checkpoint(
         run_dir / "best_model.pt", result.model, cfg=cfg, stream=stream, mean=data.mean,
@@ -71,6 +76,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
                         {"feature_store": str(store.root), "stream": stream, "warnings": warnings})
     log.info("best epoch %d: %s = %.4f; test %s", result.best_epoch,
              cfg.trainer.optimized_metric, result.objective, result.test.metrics)
+    report_against_listeners(run_dir, data.test.clip_ids, result.test, votes, votes_source, log)
     log.info("run folder: %s", run_dir)
     return result.objective
 

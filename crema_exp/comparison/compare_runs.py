@@ -11,6 +11,7 @@ import pandas as pd
 
 from crema_exp.comparison.importance import param_importances
 from crema_exp.comparison.leaderboard import build_leaderboard, repetition_groups
+from crema_exp.comparison.listeners import listeners_table
 from crema_exp.comparison.plots import (
     plot_importances,
     plot_optimisation_history,
@@ -70,9 +71,13 @@ def _write(result: Comparison, top_k: int) -> None:
             plot_validation_curves(top_runs, metric, out / "validation_curves.png"),
         f"Confusion matrix (test) of the best run, {best.name}":
             _existing(best.path / "confusion_matrix.png"),
+        f"Per-class recall of the best run vs human listeners, {best.name}":
+            _existing(best.path / "human_comparison.png"),
     }
     tables = {f"Leaderboard (ranked by {metric})": board,
-              "Repetitions (mean ± std over trainer.seed / data.fold)": result.groups}
+              "Repetitions (mean ± std over trainer.seed / data.fold)": result.groups,
+              "Model vs human listeners (voice only, test clips; listeners by majority vote)":
+                  listeners_table(result.runs, board)}
     result.files["leaderboard.csv"] = out / "leaderboard.csv"
     write_csv(board, result.files["leaderboard.csv"])
     result.files["leaderboard.md"] = out / "leaderboard.md"

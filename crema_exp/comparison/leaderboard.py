@@ -36,6 +36,7 @@ def validation_value(run: Run, metric: str) -> float:
 def build_leaderboard(runs: list[Run], metric: str) -> pd.DataFrame:
     """Rows ranked by ``metric``; runs without it (failed early, running) come last, unranked."""
     params = swept_params(runs)
+    rated = any(run.human for run in runs)
     rows = []
     for run in runs:
         test = run.test_metrics
@@ -46,6 +47,8 @@ def build_leaderboard(runs: list[Run], metric: str) -> pd.DataFrame:
             row.setdefault(f"val_{score}", _number(test.get(f"val_{score}")))
         for score in SCORES:
             row[f"test_{score}"] = _number(test.get(score))
+        if rated:  # Cohen's kappa between the model and the listeners' majority (test clips)
+            row["kappa_listeners"] = _number(run.human.get("kappa_model_crowd"))
         row["epochs"] = f"{test.get('best_epoch', '?')}/{len(run.history)}" if run.history else ""
         row["time_s"] = _number(run.duration_s)
         row["study"] = run.optuna.get("study", "")

@@ -69,9 +69,11 @@ def is_better(metric: str, value: float, best: float | None) -> bool:
 class Trainer:
     """Trains one model on TrainingData with the (already resolved) train config."""
 
-    def __init__(self, cfg: DictConfig, data: TrainingData):
+    def __init__(self, cfg: DictConfig, data: TrainingData, train_targets: np.ndarray | None = None):
         self.cfg = cfg
         self.data = data
+        # soft targets [train clips, classes] replacing the intended labels in the training loss
+        self.train_targets = None if train_targets is None else torch.from_numpy(train_targets)
         self.device = resolve_device(cfg.trainer.device, "trainer.device")
         self.amp = bool(cfg.trainer.amp) and self.device.type == "cuda"
         reg = cfg.regularization
@@ -133,9 +135,11 @@ class Trainer:
             model.train()
             total_loss, seen = 0.0, 0
             for batch in self.batches.iterate(train, trainer_cfg.batch_size, rng):
+                targets = batch.labels if self.train_targets is None else (
+                    self.train_targets[torch.from_numpy(batch.indices)].to(self.device))
                 with torch.autocast(self.device.type, enabled=self.amp):
                     parts = classification_loss(
-                        model, self.prepare(batch, train=True), batch.lengths, batch.labels,
+                        model, self.prepare(batch, train=True), batch.lengths, targets,
                         criterion, reg.rdrop_alpha,
                     )
                 loss = parts.loss.detach().item()
