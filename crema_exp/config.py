@@ -87,7 +87,9 @@ class PitchConfig:
 @dataclass
 class FeaturesConfig:
     kind: str = "ssl"  # ssl | mel_prosody | mel
-    ssl_layer: int = -1  # which stored SSL layer the train job reads (-1 = last)
+    # Which stored SSL layer the train job reads (-1 = last), or a learned mix of several:
+    # "weighted" (all stored layers) or a list of layers such as [3, 4, 5, 6].
+    ssl_layer: Any = -1
     sample_rate: int = 16000
     num_workers: Optional[int] = None  # precompute processes for spectral features; null = all cores
     ssl: SSLConfig = field(default_factory=SSLConfig)
@@ -109,6 +111,7 @@ class ModelConfig:
     transformer_layers: int = 1
     transformer_heads: int = 4
     transformer_ffn: int = 256
+    layer_mix_norm: bool = False  # features.ssl_layer=weighted: LayerNorm each layer before the mix
 
 
 @dataclass
@@ -230,6 +233,15 @@ _RANGES = {
 }
 
 
+def _is_layer_choice(value: Any) -> bool:
+    """A layer number, "weighted", or a non-empty list of distinct layer numbers."""
+    if OmegaConf.is_list(value) or isinstance(value, (list, tuple)):
+        layers = list(value)
+        return bool(layers) and all(isinstance(v, int) and not isinstance(v, bool) for v in layers) \
+            and len(set(layers)) == len(layers)
+    return value == "weighted" or (isinstance(value, int) and not isinstance(value, bool))
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the key for values the schema's types cannot rule out."""
     problems = []
@@ -259,6 +271,9 @@ def validate(cfg: DictConfig) -> None:
     features = cfg.get("features")
     if features is not None and features.pitch.fmax <= features.pitch.fmin:
         problems.append("features.pitch.fmax must be greater than features.pitch.fmin")
+    if features is not None and not _is_layer_choice(features.get("ssl_layer")):
+        problems.append(f"features.ssl_layer={features.get('ssl_layer')!r}: expected a layer "
+                        "number, weighted, or a list of distinct layer numbers such as [3,4,5]")
     model = cfg.get("model")
     if model is not None:
         if (2 * model.hidden_size) % model.transformer_heads:

@@ -57,11 +57,14 @@ def build_extractor(predictor: Predictor):
     return features_cfg, extractor
 
 
-def extract_features(extractor, kind: str, stream: str, path: Path, sample_rate: int) -> np.ndarray:
-    """[frames, dim] float32, rounded through float16 as the store keeps them."""
+def extract_features(extractor, kind: str, stream: str | list[str], path: Path,
+                     sample_rate: int) -> np.ndarray:
+    """[frames, dim] float32 ([frames, layers, dim] for a layer mix), rounded through float16 as
+    the store keeps them."""
     wave = load_audio(path, sample_rate=sample_rate)
     out = extractor.extract_many([wave])[0] if kind == "ssl" else extractor.extract(wave)
-    frames = np.asarray(out[stream]).astype(np.float16)
+    frames = (np.stack([np.asarray(out[s]) for s in stream], axis=1) if isinstance(stream, list)
+              else np.asarray(out[stream])).astype(np.float16)
     if len(frames) == 0:
         raise ValueError("no frames (clip too short for the extractor)")
     if not np.isfinite(frames).all():

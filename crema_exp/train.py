@@ -22,6 +22,7 @@ from crema_exp.training.artefacts import RunStatus, write_run_artefacts
 from crema_exp.training.checkpoint import save_checkpoint
 from crema_exp.training.data import load_training_data
 from crema_exp.training.human_comparison import report_against_listeners
+from crema_exp.training.layer_reader import load_mixed_training_data, mixed_streams
 from crema_exp.training.loop import Trainer
 from crema_exp.sweeps import register_sweeper_plugin
 from crema_exp.training.settings import disable_spec_augment_without_layout, resolve_settings
@@ -43,7 +44,8 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     if cfg.trainer.num_threads is not None:
         torch.set_num_threads(cfg.trainer.num_threads)
     store = ensure_store(cfg)
-    stream = store.stream_name(cfg.features)
+    streams = mixed_streams(store, cfg.features)  # several layers for a learned mix, else None
+    stream = streams[0] if streams else store.stream_name(cfg.features)
     log.info("feature store %s, stream %s", store.root, stream)
 
     resolved = resolve_settings(cfg, store.metadata.get("recommended", {}))
@@ -59,7 +61,9 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
         log.warning("!" * 20 + " %s " + "!" * 20, RANDOM_WEIGHTS_WARNING)
         warnings.append(RANDOM_WEIGHTS_WARNING)
 
-    data = load_training_data(store, stream)
+    if streams:
+        log.info("learned mix of %d layers: %s", len(streams), ", ".join(streams))
+    data = load_mixed_training_data(store, streams) if streams else load_training_data(store, stream)
     log.info("clips: train %d, validation %d, test %d", len(data.train), len(data.validation),
              len(data.test))
     votes, votes_source = votes_for_corpus(cfg.data, store.metadata["corpus"].get("layout"))
@@ -67,13 +71,14 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     result = Trainer(cfg, data, train_targets=targets).fit()
 
     save_checkpoint(
-        run_dir / "best_model.pt", result.model, cfg=cfg, stream=stream, mean=data.mean,
+        run_dir / "best_model.pt", result.model, cfg=cfg, stream=streams or stream, mean=data.mean,
         var=data.var, weights=weights, layout=data.layout, epoch=result.best_epoch,
         validation={"val_loss": result.best_validation.loss,
                     **{f"val_{k}": v for k, v in result.best_validation.metrics.items()}},
     )
     write_run_artefacts(run_dir, result, data.test.clip_ids,
-                        {"feature_store": str(store.root), "stream": stream, "warnings": warnings})
+                        {"feature_store": str(store.root), "stream": streams or stream,
+                         "warnings": warnings})
     log.info("best epoch %d: %s = %.4f; test %s", result.best_epoch,
              cfg.trainer.optimized_metric, result.objective, result.test.metrics)
     report_against_listeners(run_dir, data.test.clip_ids, result.test, votes, votes_source, log)

@@ -27,7 +27,7 @@ def save_checkpoint(
     model: torch.nn.Module,
     *,
     cfg: DictConfig,
-    stream: str,
+    stream: str | list[str],
     mean: np.ndarray,
     var: np.ndarray,
     weights: Any,
@@ -38,7 +38,7 @@ def save_checkpoint(
     payload = {
         "format": FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "input_dim": int(len(mean)),
+        "input_dim": int(np.shape(mean)[-1]),
         "model_config": OmegaConf.to_container(cfg.model, resolve=True),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "labels": list(EMOTIONS),
@@ -81,7 +81,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Pre
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not a crema_exp best_model.pt (expected format {FORMAT})")
     model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), ckpt["model_config"])
-    model = EmotionClassifier(ckpt["input_dim"], model_cfg, num_classes=len(ckpt["labels"]))
+    stream = ckpt["normalisation"]["stream"]  # a list of layers for a learned layer mix
+    model = EmotionClassifier(ckpt["input_dim"], model_cfg, num_classes=len(ckpt["labels"]),
+                              mixed_layers=len(stream) if isinstance(stream, list) else 0)
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()
     norm = ckpt["normalisation"]

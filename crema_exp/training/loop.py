@@ -117,7 +117,8 @@ class Trainer:
         torch.manual_seed(trainer_cfg.seed)
         rng = np.random.default_rng(trainer_cfg.seed)
         train = self.data.train
-        model = EmotionClassifier(train.dim, cfg.model).to(self.device)
+        mixed = train.frames.shape[1] if len(train.frames.shape) == 3 else 0  # layers of a mix
+        model = EmotionClassifier(train.dim, cfg.model, mixed_layers=mixed).to(self.device)
         averager = WeightAverager(model, reg.ema_decay)
         optimizer = build_optimizer(model, cfg.optimizer)
         steps_per_epoch = math.ceil(len(train) / trainer_cfg.batch_size)
@@ -172,6 +173,8 @@ class Trainer:
                 "lr": lr,
                 "time_s": time.perf_counter() - started,
             }
+            if averager.evaluated.layer_mix is not None:
+                row["layer_weights"] = averager.evaluated.layer_mix.weights().tolist()
             result.history.append(row)
             log.info(
                 "epoch %d  train_loss %.4f  val_loss %.4f  val_wa %.4f  val_uar %.4f  (%.1fs)",
