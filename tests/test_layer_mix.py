@@ -146,3 +146,19 @@ def test_predict_runs_a_weighted_checkpoint_on_audio(tmp_path, clips):  # noqa: 
     predictions, skipped = predict(path, clips, device="cpu", batch_size=2)
     assert len(predictions) == 3 and len(skipped) == 1
     np.testing.assert_allclose(predictions.filter(like="p_").sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_layer_profile_averages_single_layers_and_keeps_mixes_apart(tmp_path):
+    from crema_exp.comparison.layer_profile import layer_profile, plot_layer_profile
+
+    board = pd.DataFrame({"features.ssl_layer": ["3", "3", "5", "weighted", "weighted", "[3,5]", ""],
+                          "val_uar": [0.4, 0.6, 0.5, 0.55, 0.65, 0.7, 0.9]})
+    board.attrs.update(metric="val_uar", params=["features.ssl_layer"])
+    single, mixes = layer_profile(board)
+    assert single["layer"].tolist() == [3, 5]
+    assert single["mean"].tolist() == pytest.approx([0.5, 0.5])
+    assert single["sd"].iloc[0] == pytest.approx(np.std([0.4, 0.6], ddof=1))
+    assert dict(zip(mixes["choice"], mixes["mean"])) == pytest.approx({"weighted": 0.6, "[3,5]": 0.7})
+    assert plot_layer_profile(board, tmp_path / "layers.png").stat().st_size > 0
+    board.attrs["params"] = []
+    assert plot_layer_profile(board, tmp_path / "none.png") is None

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from crema_exp.comparison.importance import param_importances
+from crema_exp.comparison.layer_profile import plot_layer_profile
 from crema_exp.comparison.leaderboard import build_leaderboard, repetition_groups
 from crema_exp.comparison.listeners import listeners_table
 from crema_exp.comparison.plots import (
@@ -67,6 +68,8 @@ def _write(result: Comparison, top_k: int) -> None:
         "Optimisation history": plot_optimisation_history(board, out / "optimisation_history.png"),
         f"Parameter importances ({result.importance_source})":
             plot_importances(result.importances, out / "param_importances.png"),
+        f"{metric} per SSL layer, learned mixes as lines":
+            plot_layer_profile(board, out / "layer_profile.png"),
         f"Validation curves of the top {len(top_runs)}":
             plot_validation_curves(top_runs, metric, out / "validation_curves.png"),
         f"Confusion matrix (test) of the best run, {best.name}":
