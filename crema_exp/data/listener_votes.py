@@ -58,12 +58,14 @@ def read_votes(path: str | Path = PACKAGED_VOTES) -> pd.DataFrame:
     frame = _read(path)
     missing = [c for c in ["clip_id", *VOTE_COLUMNS] if c not in frame.columns]
     if missing:
-        raise VotesError(f"{path}: missing columns {missing}; expected clip_id,{','.join(VOTE_COLUMNS)}")
+        raise VotesError(
+            f"{path}: missing columns {missing}; expected clip_id,{','.join(VOTE_COLUMNS)}")
     counts = frame[VOTE_COLUMNS]
     if not all(pd.api.types.is_integer_dtype(t) for t in counts.dtypes) or (counts < 0).any().any():
         raise VotesError(f"{path}: vote counts must be non-negative integers")
-    if frame["clip_id"].duplicated().any():
-        raise VotesError(f"{path}: clip ids listed twice: {frame['clip_id'][frame['clip_id'].duplicated()].head(3).tolist()}")
+    twice = frame["clip_id"][frame["clip_id"].duplicated()]
+    if len(twice):
+        raise VotesError(f"{path}: clip ids listed twice: {twice.head(3).tolist()}")
     frame = frame[counts.sum(axis=1) > 0]  # a clip nobody rated tells nothing
     return frame.set_index("clip_id")[VOTE_COLUMNS]
 
