@@ -125,8 +125,7 @@ def main() -> None:
             mix(batch.frames).sum().backward()
         count += 1
         frames += int(batch.lengths.sum())
-        if count % 20 == 0:
-            samples.append(memory())
+        samples.append(memory())
         if args.batches and count >= args.batches:
             break
     seconds = time.perf_counter() - started
