@@ -321,4 +321,5 @@ def test_a_build_that_fails_before_its_first_part_leaves_no_store_folder(tmp_pat
 
     with pytest.raises(RuntimeError, match="SSL weights"):
         ensure_store(make_cfg(tmp_path, kind="ssl"), WeightsFail())
-    assert [p.suffix for p in (tmp_path / "features").iterdir()] == [".lock"]  # no ssl-*/parts
+    # only the build lock and its guard file: no ssl-*/parts
+    assert sorted(p.suffix for p in (tmp_path / "features").iterdir()) == [".guard", ".lock"]
