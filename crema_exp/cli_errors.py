@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from crema_exp.config import ConfigError
 from crema_exp.data.corpus import CorpusError
 from crema_exp.data.layouts import LayoutError
+from crema_exp.data.listener_votes import VotesError
 from crema_exp.data.splits import SplitError
 from crema_exp.data.tables import TableError
 from crema_exp.disk_space import DiskFullError
@@ -32,7 +33,7 @@ from crema_exp.features.store import StoreError
 from crema_exp.training.checkpoint import CheckpointError
 
 USER_ERRORS = (ConfigError, CorpusError, LayoutError, SplitError, TableError, SSLWeightsError,
-               StoreError, DiskFullError, CheckpointError, FileNotFoundError)
+               StoreError, DiskFullError, CheckpointError, VotesError, FileNotFoundError)
 EXIT_USER_ERROR = 2
 # What a run folder holds before the job has done anything: Hydra's config copy, the job's log
 # file and status.json.

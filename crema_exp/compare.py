@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from crema_exp.comparison.compare_runs import compare
-from crema_exp.comparison.leaderboard import VALIDATION_METRICS
+from crema_exp.comparison.leaderboard import KAPPA_LISTENERS, VALIDATION_METRICS
 from crema_exp.comparison.report import formatted
 from crema_exp.comparison.runs import ComparisonError
 
@@ -37,12 +37,13 @@ def console_table(board: pd.DataFrame, width: int = CONSOLE_WIDTH) -> pd.DataFra
     """The leaderboard's leading columns, cells cut to CELL_WIDTH, as many as fit in ``width``.
 
     Order: rank, run, the ranking metric and its test score, status, warned, the swept parameters,
-    then the other scores. Parameter columns are named by their last key part (``regularization.rdrop_alpha`` ->
-    ``rdrop_alpha``); a run with result warnings shows ``yes`` under ``warned``.
+    then the other scores (``kappa_listeners`` shown as ``kappa``). Parameter columns are named by
+    their last key part (``regularization.rdrop_alpha`` -> ``rdrop_alpha``); a run with result
+    warnings shows ``yes`` under ``warned``.
     """
     shown = formatted(board.drop(columns=[c for c in SHOWN_COLUMNS_DROPPED if c in board]))
     shown["warnings"] = shown["warnings"].map(lambda text: "yes" if text else "")
-    shown = shown.rename(columns={"warnings": "warned"})
+    shown = shown.rename(columns={"warnings": "warned", KAPPA_LISTENERS: "kappa"})
     shown = shown.rename(columns={p: p.rsplit(".", 1)[-1] for p in board.attrs["params"]})
     shown = shown.map(lambda text: text if len(text) <= CELL_WIDTH else text[:CELL_WIDTH - 1] + "…")
     # a run's name differs at its end (trial_0007): keep the end

@@ -60,6 +60,9 @@ class DataConfig:
     sample_rate: int = 16000
     min_duration: float = 0.5  # seconds; shorter clips are skipped and reported
     fold: Optional[int] = None  # k-fold actor cross-validation: test fold index, or null for ratios
+    # Voice-only listener votes (clip_id + one count column per emotion); null = the packaged
+    # CREMA-D ratings for data=crema_d in the official layout, none for other corpora.
+    listener_votes: Optional[str] = None
     split: SplitConfig = field(default_factory=SplitConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
@@ -87,7 +90,9 @@ class PitchConfig:
 @dataclass
 class FeaturesConfig:
     kind: str = "ssl"  # ssl | mel_prosody | mel
-    ssl_layer: int = -1  # which stored SSL layer the train job reads (-1 = last)
+    # Which stored SSL layer the train job reads (-1 = last), or a learned mix of several:
+    # "weighted" (all stored layers) or a list of layers such as [3, 4, 5, 6].
+    ssl_layer: Any = -1
     sample_rate: int = 16000
     num_workers: Optional[int] = None  # precompute processes for spectral features; null = all cores
     ssl: SSLConfig = field(default_factory=SSLConfig)
@@ -112,6 +117,7 @@ class ModelConfig:
     transformer_layers: int = 1
     transformer_heads: int = 4
     transformer_ffn: int = 256
+    layer_mix_norm: bool = False  # features.ssl_layer=weighted: LayerNorm each layer before the mix
 
 
 @dataclass
@@ -146,6 +152,7 @@ class RegularizationConfig:
     class_weights: bool = True
     grad_clip: float = 5.0  # max gradient norm; 0 disables clipping
     per_utterance_cmvn: Optional[bool] = None  # recommended
+    soft_labels: float = 0.0  # weight of the listeners' vote distribution in the target; 0 = off
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
 
@@ -227,10 +234,20 @@ _RANGES = {
     "regularization.ema_decay": (0.0, 1.0, True, False),
     "regularization.label_smoothing": (0.0, 1.0, True, False),
     "regularization.grad_clip": (0.0, None, True, True),
+    "regularization.soft_labels": (0.0, 1.0, True, True),
     "trainer.epochs": (1, None, True, True),
     "trainer.batch_size": (1, None, True, True),
     "trainer.patience": (1, None, True, True),
 }
+
+
+def _is_layer_choice(value: Any) -> bool:
+    """A layer number, "weighted", or a non-empty list of distinct layer numbers."""
+    if OmegaConf.is_list(value) or isinstance(value, (list, tuple)):
+        layers = list(value)
+        return bool(layers) and all(isinstance(v, int) and not isinstance(v, bool) for v in layers) \
+            and len(set(layers)) == len(layers)
+    return value == "weighted" or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def validate(cfg: DictConfig) -> None:
@@ -267,6 +284,9 @@ def validate(cfg: DictConfig) -> None:
     features = cfg.get("features")
     if features is not None and features.pitch.fmax <= features.pitch.fmin:
         problems.append("features.pitch.fmax must be greater than features.pitch.fmin")
+    if features is not None and not _is_layer_choice(features.get("ssl_layer")):
+        problems.append(f"features.ssl_layer={features.get('ssl_layer')!r}: expected a layer "
+                        "number, weighted, or a list of distinct layer numbers such as [3,4,5]")
     model = cfg.get("model")
     if model is not None:
         if (2 * model.hidden_size) % model.transformer_heads:

@@ -58,14 +58,18 @@ def build_extractor(predictor: Predictor):
     return features_cfg, extractor
 
 
-def extract_features(extractor, stream: str, path: Path, sample_rate: int,
+def extract_features(extractor, stream: str | list[str], path: Path, sample_rate: int,
                      min_duration: float = 0.0) -> np.ndarray:
-    """[frames, dim] float16, as the store keeps them (same checks as the store builder)."""
+    """[frames, dim] float16 ([frames, layers, dim] for a layer mix), as the store keeps them
+    (same checks as the store builder)."""
     wave = load_audio(path, sample_rate=sample_rate)
     if wave.size < min_duration * sample_rate:
         raise AudioError(path, f"too short ({wave.size / sample_rate:.3f} s < data.min_duration "
                                f"{min_duration:g} s of the model's training data)")
-    return stored_frames(extractor.extract_many([wave])[0][stream], stream)
+    out = extractor.extract_many([wave])[0]
+    if isinstance(stream, list):
+        return np.stack([stored_frames(out[s], s) for s in stream], axis=1)
+    return stored_frames(out[stream], stream)
 
 
 @torch.no_grad()

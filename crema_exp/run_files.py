@@ -13,3 +13,6 @@ CONFUSION_MATRIX = "confusion_matrix.png"
 TRAINING_CURVES = "training_curves.png"
 BEST_MODEL = "best_model.pt"
 HYDRA_OVERRIDES = ".hydra/overrides.yaml"  # written by Hydra: the command-line overrides
+LAYER_WEIGHTS = "layer_weights.png"  # learned SSL layer mix only
+HUMAN_COMPARISON = "human_comparison.json"  # corpora with listener ratings only
+HUMAN_COMPARISON_FIGURE = "human_comparison.png"

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from crema_exp import run_files
 from crema_exp.cli_errors import user_errors
 from crema_exp.config import register_configs, validate
+from crema_exp.data.listener_votes import votes_for_corpus
 from crema_exp.data.splits import SPLITS
 from crema_exp.features.views import prepare_features
 from crema_exp.features.weights_check import require_ssl_weights
@@ -25,6 +26,8 @@ from crema_exp.training.artefacts import write_run_artefacts
 from crema_exp.training.checkpoint import save_checkpoint
 from crema_exp.training.data import load_training_data
 from crema_exp.training.job_lifecycle import run_tracked
+from crema_exp.training.human_comparison import report_against_listeners
+from crema_exp.training.layer_reader import load_mixed_training_data, mixed_streams
 from crema_exp.training.loop import Trainer
 from crema_exp.training.sanity import split_warnings
 from crema_exp.sweeps import register_sweeper_plugin
@@ -33,6 +36,7 @@ from crema_exp.training.settings import (
     recommended_settings,
     resolve_settings,
 )
+from crema_exp.training.soft_labels import listener_targets
 from crema_exp.training.threads import configure_threads
 
 register_configs()
@@ -54,7 +58,8 @@ def train(cfg: DictConfig, run_dir: Path, on_epoch_end=None) -> float:
     require_ssl_weights(cfg)  # before the corpus is generated or scanned
     view = prepare_features(cfg)
     store = view.store
-    stream = store.stream_name(cfg.features)
+    streams = mixed_streams(store, cfg.features)  # several layers for a learned mix, else None
+    stream = streams[0] if streams else store.stream_name(cfg.features)
     log.info("feature store %s, stream %s, view %s", store.root, stream, view.root.name)
 
     resolved = resolve_settings(cfg, recommended_settings(cfg.features))
@@ -70,11 +75,15 @@ def train(cfg: DictConfig, run_dir: Path, on_epoch_end=None) -> float:
         log.warning("!" * 20 + " %s " + "!" * 20, RANDOM_WEIGHTS_WARNING)
         warnings.append(RANDOM_WEIGHTS_WARNING)
 
-    data = load_training_data(view, stream)
+    if streams:
+        log.info("learned mix of %d layers: %s", len(streams), ", ".join(streams))
+    data = load_mixed_training_data(view, streams) if streams else load_training_data(view, stream)
     log.info("clips: train %d, validation %d, test %d", len(data.train), len(data.validation),
              len(data.test))
     warnings += split_warnings({split: view.split(split) for split in SPLITS})
-    result = Trainer(cfg, data).fit(on_epoch_end)
+    votes, votes_source = votes_for_corpus(cfg.data, view.corpus_layout)
+    targets = listener_targets(cfg.regularization.soft_labels, votes, votes_source, data.train, log)
+    result = Trainer(cfg, data, train_targets=targets).fit(on_epoch_end)
 
     save_checkpoint(
         run_dir / run_files.BEST_MODEL, result.model, cfg=cfg, transform=result.transform,
@@ -83,12 +92,13 @@ def train(cfg: DictConfig, run_dir: Path, on_epoch_end=None) -> float:
                     **{f"val_{k}": v for k, v in result.best_validation.metrics.items()}},
     )
     write_run_artefacts(run_dir, result, data.test.clip_ids,
-                        {"feature_store": str(store.root), "stream": stream,
+                        {"feature_store": str(store.root), "stream": streams or stream,
                          "features": view.record(), "warnings": warnings})
     log.info("best epoch %d: %s = %.4f; test %s", result.best_epoch,
              cfg.trainer.optimized_metric, result.objective, result.test.metrics)
     for warning in warnings:
         log.warning("result warning: %s", warning)
+    report_against_listeners(run_dir, data.test.clip_ids, result.test, votes, votes_source, log)
     log.info("run folder: %s", run_dir)
     return result.objective
 

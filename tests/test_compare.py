@@ -49,13 +49,14 @@ def test_writes_tables_plots_and_a_self_contained_report(multirun, tmp_path):
     result = compare([str(multirun / "*")], out_dir=tmp_path, top_k=3)
     for name in ("leaderboard.csv", "leaderboard.md", "report.html", "groups.csv",
                  "param_effects.png", "optimisation_history.png", "param_importances.png",
-                 "validation_curves.png"):
+                 "validation_curves.png", "layer_profile.png"):
         assert (tmp_path / name).is_file(), name
     csv = pd.read_csv(tmp_path / "leaderboard.csv")
     assert len(csv) == 16 and csv["run"].iloc[0] == result.leaderboard["run"].iloc[0]
     assert "| rank | run | val_uar | val_wa |" in (tmp_path / "leaderboard.md").read_text()
     html = (tmp_path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5  # 4 plots + the best run's confusion matrix
+    # 5 plots (with the per-layer profile: ssl_layer differs) + the best run's confusion matrix
+    assert html.count("data:image/png;base64,") == 6
     assert "src=\"http" not in html and "failed" in html
     assert result.importance_source == "the compared runs"  # two sweeps: built from the folders
 

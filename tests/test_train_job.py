@@ -92,10 +92,9 @@ def test_failed_run_records_the_error_and_reraises(toy_store, tmp_path):
 
 
 def test_result_warnings_reach_test_metrics_and_the_log(toy_store, tmp_path, caplog):
-    store = toy_store()
-    index = pd.read_csv(store.root / "validation" / "index.csv")
-    index.loc[:, "actor"] = 1001  # the train split's first actor: speakers shared
-    index.to_csv(store.root / "validation" / "index.csv", index=False)
+    view = toy_store()
+    # the train split's first actor speaks every validation clip: speakers shared
+    view.clips.loc[view.clips["split"] == "validation", "actor"] = 1001
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     train_job.run_job(composed(["trainer.epochs=1"]), run_dir)

@@ -11,11 +11,13 @@ import pandas as pd
 
 from crema_exp import run_files
 from crema_exp.comparison.importance import param_importances
+from crema_exp.comparison.layer_profile import plot_layer_profile
 from crema_exp.comparison.leaderboard import (
     build_leaderboard,
     cross_validation_headline,
     repetition_groups,
 )
+from crema_exp.comparison.listeners import listeners_table
 from crema_exp.comparison.plots import (
     plot_importances,
     plot_optimisation_history,
@@ -81,15 +83,22 @@ def _write(result: Comparison, top_k: int) -> None:
         "Optimisation history": plot_optimisation_history(board, out / "optimisation_history.png"),
         f"Parameter importances ({result.importance_source})":
             plot_importances(result.importances, out / "param_importances.png"),
+        f"{metric} per SSL layer, learned mixes as lines":
+            plot_layer_profile(board, out / "layer_profile.png"),
         f"Validation curves of the top {len(top_runs)}":
             plot_validation_curves(top_runs, metric, out / "validation_curves.png"),
         f"Confusion matrix (test) of the best run, {best.name}":
             _existing(best.path / run_files.CONFUSION_MATRIX),
+        f"Per-class recall of the best run vs human listeners, {best.name}":
+            _existing(best.path / run_files.HUMAN_COMPARISON_FIGURE),
     }
     repetitions = {"Repetitions (mean ± std over trainer.seed / data.fold)": result.groups}
     leaderboard = {f"Leaderboard (ranked by {metric})": board}
+    listeners = {"Model vs human listeners (voice only, test clips; listeners by majority vote)":
+                 listeners_table(result.runs, board)}
     # a cross-validation's result is its mean over folds: that table comes first
     tables = {**repetitions, **leaderboard} if result.headline else {**leaderboard, **repetitions}
+    tables.update(listeners)
     result.files["leaderboard.csv"] = out / "leaderboard.csv"
     write_csv(board, result.files["leaderboard.csv"])
     result.files["leaderboard.md"] = out / "leaderboard.md"

@@ -13,6 +13,8 @@ VALIDATION_METRICS = ("val_uar", "val_wa", "val_macro_f1", "val_loss")
 SCORES = ("wa", "uar", "macro_f1")
 # Runs that differ only in these keys are repetitions of one configuration.
 REPETITION_KEYS = ("trainer.seed", "data.fold")
+# Cohen's kappa between the model and the listeners' majority (test clips; rated runs only)
+KAPPA_LISTENERS = "kappa_listeners"
 
 
 def swept_params(runs: list[Run]) -> list[str]:
@@ -38,6 +40,7 @@ def build_leaderboard(runs: list[Run], metric: str) -> pd.DataFrame:
     scores are not comparable. The ``warnings`` column says why.
     """
     params = swept_params(runs)
+    rated = any(run.human for run in runs)
     rows = []
     for run in runs:
         test = run.test_metrics
@@ -48,6 +51,8 @@ def build_leaderboard(runs: list[Run], metric: str) -> pd.DataFrame:
             row.setdefault(f"val_{score}", _number(test.get(f"val_{score}")))
         for score in SCORES:
             row[f"test_{score}"] = _number(test.get(score))
+        if rated:
+            row[KAPPA_LISTENERS] = _number(run.human.get("kappa_model_crowd"))
         row["epochs"] = f"{test.get('best_epoch', '?')}/{len(run.history)}" if run.history else ""
         row["time_s"] = _number(run.duration_s)
         row["study"] = run.optuna.get("study", "")
@@ -60,7 +65,8 @@ def build_leaderboard(runs: list[Run], metric: str) -> pd.DataFrame:
     unscored, warned = board[metric].isna(), board["warnings"] != ""
     board = board.iloc[(2 * unscored + warned).argsort(kind="stable")]
     # the scores first after the run's name, then how the run went, then what it swept
-    scores = [metric, *(c for c in board if c.startswith(("val_", "test_")) and c != metric)]
+    scores = [metric, *(c for c in board if c.startswith(("val_", "test_")) and c != metric),
+              *(c for c in [KAPPA_LISTENERS] if c in board)]
     board = board[["run", *scores, "status", "warnings", *params,
                    *(c for c in board if c not in {"run", "status", "warnings", *scores, *params})]]
     ranked = board[metric].notna()

@@ -37,6 +37,7 @@ class Run:
     history: list[dict[str, Any]] = field(default_factory=list)
     test_metrics: dict[str, Any] = field(default_factory=dict)
     optuna: dict[str, Any] = field(default_factory=dict)  # study, trial, storage
+    human: dict[str, Any] = field(default_factory=dict)  # human_comparison.json, if rated
     duration_s: float | None = None
     problems: list[str] = field(default_factory=list)  # unreadable artefacts, named
 
@@ -90,6 +91,7 @@ def load_run(run_dir: Path, name: str) -> Run:
         history=_read_json(run_dir / run_files.HISTORY, problems) or [],
         test_metrics=_read_json(run_dir / run_files.TEST_METRICS, problems) or {},
         optuna=_read_json(run_dir / TRIAL_RECORD, problems) or {},
+        human=_read_json(run_dir / run_files.HUMAN_COMPARISON, problems) or {},
         duration_s=status.get("duration_s"),
         problems=problems,
     )

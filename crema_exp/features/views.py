@@ -44,6 +44,9 @@ class FeatureView:
     key: str
     clips: pd.DataFrame  # clip_id, actor, emotion, split, offset, length (store order)
     split_settings: dict[str, Any]  # the data config that chose the splits (fold, seed, ...)
+    # layout of the corpus this run scanned (official | split_folders); the store is shared by
+    # content, so its metadata records only the layout of whichever corpus built it
+    corpus_layout: str | None = None
 
     @property
     def root(self) -> Path:
@@ -89,7 +92,8 @@ def split_settings(data_cfg: DictConfig) -> dict[str, Any]:
     return {"fold": data_cfg.fold, **OmegaConf.to_container(data_cfg.split, resolve=True)}
 
 
-def ensure_view(store: FeatureStore, manifest: pd.DataFrame, data_cfg: DictConfig) -> FeatureView:
+def ensure_view(store: FeatureStore, manifest: pd.DataFrame, data_cfg: DictConfig,
+                corpus_layout: str | None = None) -> FeatureView:
     """The view of ``store`` that ``manifest``'s split column describes, written if new."""
     index = store.index()
     labels = manifest[["clip_id", "actor", "emotion", "split"]]
@@ -104,7 +108,7 @@ def ensure_view(store: FeatureStore, manifest: pd.DataFrame, data_cfg: DictConfi
     clips = clips[["clip_id", "actor", "emotion", "split", "offset", "length"]]
     blob = json.dumps({"store": store.key, "splits": clips[["clip_id", "split"]].values.tolist()})
     key = hashlib.sha256(blob.encode()).hexdigest()
-    view = FeatureView(store, key, clips, split_settings(data_cfg))
+    view = FeatureView(store, key, clips, split_settings(data_cfg), corpus_layout)
     if not (view.root / VIEW_FILE).is_file():
         view.root.mkdir(parents=True, exist_ok=True)
         write_csv_atomic(view.root / VIEW_SPLITS, clips[["clip_id", "actor", "emotion", "split"]])
@@ -118,4 +122,4 @@ def prepare_features(cfg: DictConfig, extractor=None) -> FeatureView:
     """Scan the corpus, find or build the store, and return the view of ``cfg.data``'s split."""
     corpus = load_corpus(cfg.data, cfg.paths)
     store = ensure_store(cfg, extractor, corpus=corpus)
-    return ensure_view(store, corpus.manifest, cfg.data)
+    return ensure_view(store, corpus.manifest, cfg.data, corpus.layout)

@@ -7,14 +7,21 @@ from torch import nn
 
 from crema_exp.config import EMOTIONS, ModelConfig
 from crema_exp.models.encoder import SequenceEncoder
+from crema_exp.models.layer_mix import LayerMix
 from crema_exp.models.pooling import AttentiveStatisticsPooling
 
 
 class EmotionClassifier(nn.Module):
-    """Padded frames [B, T, input_dim] + true lengths [B] -> logits [B, num_classes]."""
+    """Padded frames [B, T, input_dim] + true lengths [B] -> logits [B, num_classes].
 
-    def __init__(self, input_dim: int, cfg: ModelConfig, num_classes: int = len(EMOTIONS)):
+    With ``mixed_layers`` > 0 the frames are [B, T, mixed_layers, input_dim] (several SSL layers)
+    and a learned LayerMix reduces them first.
+    """
+
+    def __init__(self, input_dim: int, cfg: ModelConfig, num_classes: int = len(EMOTIONS),
+                 mixed_layers: int = 0):
         super().__init__()
+        self.layer_mix = LayerMix(mixed_layers, cfg.layer_mix_norm) if mixed_layers else None
         self.encoder = SequenceEncoder(input_dim, cfg)
         self.pooling = AttentiveStatisticsPooling(
             self.encoder.output_dim, cfg.attention_heads, cfg.attention_hidden
@@ -27,6 +34,8 @@ class EmotionClassifier(nn.Module):
 
     def embed(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Pooled utterance embedding (before the head)."""
+        if self.layer_mix is not None:
+            frames = self.layer_mix(frames)
         return self.pooling(self.encoder(frames, lengths), lengths)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

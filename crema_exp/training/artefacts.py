@@ -14,7 +14,7 @@ from crema_exp.config import EMOTIONS
 from crema_exp.atomic import write_csv_atomic, write_json_atomic
 from crema_exp.training.loop import TrainingResult
 from crema_exp.training.metrics import normalised_confusion, per_class_report
-from crema_exp.training.plots import plot_confusion, plot_training_curves
+from crema_exp.training.plots import plot_confusion, plot_layer_weights, plot_training_curves
 
 
 def _now() -> str:
@@ -63,6 +63,9 @@ def write_run_artefacts(
     write_json_atomic(run_dir / run_files.HISTORY, result.history)
     write_csv_atomic(run_dir / run_files.METRICS, pd.DataFrame(result.history))
     plot_training_curves(result.history, run_dir / run_files.TRAINING_CURVES)
+    if "layer_weights" in result.history[0]:  # a learned layer mix: extra["stream"] names them
+        plot_layer_weights(result.history, extra["stream"], result.best_epoch,
+                           run_dir / run_files.LAYER_WEIGHTS)
 
     test, val = result.test, result.best_validation
     write_json_atomic(

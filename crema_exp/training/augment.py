@@ -24,6 +24,8 @@ def per_utterance_cmvn(
     With a spectral ``layout`` only the mel blocks are normalised: a clip's pitch level is an
     emotion cue that per-utterance normalisation would erase.
     """
+    if frames.dim() == 4:  # several SSL layers [B, T, L, D]: each layer's dimensions on their own
+        return per_utterance_cmvn(frames.flatten(2), lengths).view_as(frames)
     valid = (~padding_mask(lengths.to(frames.device), frames.size(1)))[..., None].to(frames.dtype)
     count = valid.sum(dim=1, keepdim=True).clamp_min(1.0)
     mean = (frames * valid).sum(dim=1, keepdim=True) / count

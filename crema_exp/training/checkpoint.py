@@ -76,7 +76,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Pre
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a crema_exp best_model.pt (expected format {FORMAT})")
     model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), ckpt["model_config"])
-    model = EmotionClassifier(ckpt["input_dim"], model_cfg, num_classes=len(ckpt["labels"]))
+    transform = InputTransform.from_dict(ckpt["input_transform"])
+    model = EmotionClassifier(ckpt["input_dim"], model_cfg, num_classes=len(ckpt["labels"]),
+                              mixed_layers=transform.layers)  # >0 for a learned layer mix
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()
     return Predictor(
@@ -84,6 +86,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Pre
         labels=list(ckpt["labels"]),
         features=ckpt["features"],
         weights=ckpt["weights"],
-        transform=InputTransform.from_dict(ckpt["input_transform"]),
+        transform=transform,
         checkpoint=ckpt,
     )

@@ -32,7 +32,7 @@ class SplitData:
 
     @property
     def dim(self) -> int:
-        return int(self.frames.shape[1])
+        return int(self.frames.shape[-1])  # [frames, dim], or [frames, layers, dim] for a mix
 
 
 def labels_from_emotions(emotions: pd.Series, source: str) -> np.ndarray:

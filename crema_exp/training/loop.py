@@ -73,9 +73,11 @@ def is_better(metric: str, value: float, best: float | None) -> bool:
 class Trainer:
     """Trains one model on TrainingData with the (already resolved) train config."""
 
-    def __init__(self, cfg: DictConfig, data: TrainingData):
+    def __init__(self, cfg: DictConfig, data: TrainingData, train_targets: np.ndarray | None = None):
         self.cfg = cfg
         self.data = data
+        # soft targets [train clips, classes] replacing the intended labels in the training loss
+        self.train_targets = None if train_targets is None else torch.from_numpy(train_targets)
         self.device = resolve_device(cfg.trainer.device, "trainer.device")
         self.amp = bool(cfg.trainer.amp) and self.device.type == "cuda"
         reg = cfg.regularization
@@ -119,7 +121,8 @@ class Trainer:
         torch.manual_seed(trainer_cfg.seed)
         rng = np.random.default_rng(trainer_cfg.seed)
         train = self.data.train
-        model = EmotionClassifier(train.dim, cfg.model).to(self.device)
+        model = EmotionClassifier(train.dim, cfg.model,
+                                  mixed_layers=self.transform.layers).to(self.device)
         averager = WeightAverager(model, reg.ema_decay)
         optimizer = build_optimizer(model, cfg.optimizer)
         steps_per_epoch = math.ceil(len(train) / trainer_cfg.batch_size)
@@ -138,9 +141,11 @@ class Trainer:
             total_loss, seen = 0.0, 0
             progress = EpochProgress(epoch, steps_per_epoch, len(train))
             for batch in self.batches.iterate(train, trainer_cfg.batch_size, rng):
+                targets = batch.labels if self.train_targets is None else (
+                    self.train_targets[torch.from_numpy(batch.indices)].to(self.device))
                 with torch.autocast(self.device.type, enabled=self.amp):
                     parts = classification_loss(
-                        model, self.prepare(batch, train=True), batch.lengths, batch.labels,
+                        model, self.prepare(batch, train=True), batch.lengths, targets,
                         criterion, reg.rdrop_alpha,
                     )
                 loss = parts.loss.detach().item()
@@ -175,6 +180,8 @@ class Trainer:
                 "lr": lr,
                 "time_s": time.perf_counter() - started,
             }
+            if averager.evaluated.layer_mix is not None:
+                row["layer_weights"] = averager.evaluated.layer_mix.weights().tolist()
             result.history.append(row)
             log.info(
                 "epoch %d  train_loss %.4f  val_loss %.4f  val_wa %.4f  val_uar %.4f  (%.1fs)",

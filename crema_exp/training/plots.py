@@ -57,3 +57,26 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
                     color="white" if value > 0.5 else "black", fontsize=8)
     fig.colorbar(image, ax=ax)
     _save(fig, path)
+
+
+def plot_layer_weights(history: list[dict], layer_names: list[str], best_epoch: int,
+                       path: Path) -> None:
+    """The learned layer-mix weights: at the best epoch (bars) and over the epochs (lines)."""
+    weights = np.array([row["layer_weights"] for row in history])  # [epochs, layers]
+    epochs = [row["epoch"] for row in history]
+    best = weights[epochs.index(best_epoch)]
+    labels = [name.replace("layer_", "") for name in layer_names]
+    fig, (bar_ax, line_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    bar_ax.bar(range(len(best)), best)
+    bar_ax.axhline(1 / len(best), color="grey", linestyle=":", label="equal weights")
+    bar_ax.set_xticks(range(len(best)), labels)
+    bar_ax.set_xlabel("SSL layer")
+    bar_ax.set_ylabel("softmax weight")
+    bar_ax.set_title(f"learned layer weights, epoch {best_epoch} (best)")
+    bar_ax.legend()
+    for layer, label in enumerate(labels):
+        line_ax.plot(epochs, weights[:, layer], label=label)
+    line_ax.set_xlabel("epoch")
+    line_ax.set_ylabel("softmax weight")
+    line_ax.legend(title="layer", fontsize=7, ncol=2)
+    _save(fig, path)
