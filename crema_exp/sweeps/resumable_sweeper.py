@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -48,6 +47,7 @@ from crema_exp.sweeps.storage import absolute_storage_url, printable_storage_url
 from crema_exp.sweeps.study_access import create_or_load_study, rdb_storage
 from crema_exp.sweeps.trial_record import trial_subdir, write_trial_record
 from crema_exp.sweeps.worker_seed import WorkerIdentity, worker_seed
+from crema_exp.training.heartbeat import beating
 
 log = logging.getLogger(__name__)
 
@@ -265,22 +265,13 @@ def _heartbeats(study: optuna.Study, trials: List[Trial], interval: int) -> Iter
     if not storage.is_heartbeat_enabled():
         yield
         return
-    stop = threading.Event()
-
     def beat() -> None:
-        while True:
-            for trial in trials:
-                try:
-                    storage.record_heartbeat(trial._trial_id)
-                except Exception as exc:  # a lost connection must not kill the sweep
-                    log.debug("heartbeat of trial %d: %s", trial.number, exc)
-            if stop.wait(interval):
-                return
+        for trial in trials:
+            try:
+                storage.record_heartbeat(trial._trial_id)
+            except Exception as exc:  # a lost connection must not kill the sweep
+                log.debug("heartbeat of trial %d: %s", trial.number, exc)
 
-    thread = threading.Thread(target=beat, name="optuna-heartbeat", daemon=True)
-    thread.start()
-    try:
+    beat()
+    with beating(beat, interval):
         yield
-    finally:
-        stop.set()
-        thread.join()

@@ -44,18 +44,23 @@ def labels_from_emotions(emotions: pd.Series, source: str) -> np.ndarray:
     return np.array(emotions.map(lookup), dtype=np.int64)
 
 
-def load_split(view, split: str, stream: str) -> SplitData:
-    """Copy the clips of one split of ``stream`` out of the store into memory, packed."""
-    features = view.store.read(stream)
+def split_rows(view, split: str, stream: str, total_frames: int):
+    """(rows, offsets, lengths) of one split of ``view``, checked against the stream's frames."""
     rows = view.split(split)
-    source = f"{view.store.root}/index.csv"
     if len(rows) == 0:
         raise ValueError(f"{view.root}: the {split} split holds no clips")
     offsets = rows["offset"].to_numpy(np.int64)
     lengths = rows["length"].to_numpy(np.int64)
-    if (lengths < 1).any() or (offsets < 0).any() or (offsets + lengths > len(features)).any():
-        raise ValueError(f"{source}: offsets/lengths do not fit {stream}.npy "
-                         f"({len(features)} frames)")
+    if (lengths < 1).any() or (offsets < 0).any() or (offsets + lengths > total_frames).any():
+        raise ValueError(f"{view.store.root}/index.csv: offsets/lengths do not fit {stream}.npy "
+                         f"({total_frames} frames)")
+    return rows, offsets, lengths
+
+
+def load_split(view, split: str, stream: str) -> SplitData:
+    """Copy the clips of one split of ``stream`` out of the store into memory, packed."""
+    features = view.store.read(stream)
+    rows, offsets, lengths = split_rows(view, split, stream, len(features))
     frames = np.concatenate([features[o:o + n] for o, n in zip(offsets, lengths)])
     return SplitData(
         name=split,

@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from crema_exp.data.splits import SPLITS
 from crema_exp.features.ssl import layer_stream
 from crema_exp.features.store import StoreError
-from crema_exp.training.data import SplitData, TrainingData, labels_from_emotions
+from crema_exp.training.data import SplitData, TrainingData, labels_from_emotions, split_rows
 
 WEIGHTED = "weighted"
 
@@ -76,15 +76,7 @@ class LayerFrames:
 def load_mixed_split(view, split: str, streams: list[str]) -> SplitData:
     """The ``split`` rows of ``view`` over the layer files ``streams`` (read batch by batch)."""
     frames = LayerFrames([view.store.root / f"{s}.npy" for s in streams])  # as mixed_streams chose
-    rows = view.split(split)
-    source = f"{view.store.root}/index.csv"
-    if len(rows) == 0:
-        raise ValueError(f"{view.root}: the {split} split holds no clips")
-    offsets = rows["offset"].to_numpy(np.int64)
-    lengths = rows["length"].to_numpy(np.int64)
-    if (lengths < 1).any() or (offsets < 0).any() or (offsets + lengths > len(frames)).any():
-        raise ValueError(f"{source}: offsets/lengths do not fit {streams[0]}.npy "
-                         f"({len(frames)} frames)")
+    rows, offsets, lengths = split_rows(view, split, streams[0], len(frames))
     return SplitData(name=split, frames=frames, offsets=offsets, lengths=lengths,
                      labels=labels_from_emotions(rows["emotion"], f"{view.root}/splits.csv"),
                      clip_ids=rows["clip_id"].astype(str).tolist())
