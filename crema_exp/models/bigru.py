@@ -4,9 +4,10 @@ torch's CPU GRU over a packed batch zero-fills a gradient as large as the whole 
 every time step of its backward pass, so a step costs O(T^2). Padding after each clip's last frame
 cannot reach that clip's earlier outputs in the forward direction, so that direction runs on the
 padded batch as it is. The backward direction runs on each clip reversed within its own length
-(padding again after the valid frames) and its outputs are reversed back. Padded outputs are set to
-zero, so the result (and every gradient) equals the packed GRU's. On CUDA, cuDNN takes packed
-batches natively and stays on the packed path.
+(padding again after the valid frames) and its outputs are reversed back. Both directions of a
+layer advance in one time loop (models/gru_layer.py). Padded outputs are set to zero, so the
+result (and every gradient) equals the packed GRU's. On CUDA, cuDNN takes packed batches natively
+and stays on the packed path.
 
 The parameters are those of the given nn.GRU (same state-dict names either way).
 """
@@ -17,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from crema_exp.models.gru_layer import TwoDirectionGRULayer
 
 
 def reverse_within_lengths(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -30,15 +33,17 @@ def reverse_within_lengths(frames: torch.Tensor, lengths: torch.Tensor) -> torch
     return frames.gather(1, index[..., None].expand_as(frames))
 
 
-def _one_direction(gru: nn.GRU, inputs: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
-    """One layer, one direction of ``gru`` over [B, T, D] (the op nn.GRU.forward itself calls)."""
-    names = [f"weight_ih_l{layer}{suffix}", f"weight_hh_l{layer}{suffix}"]
-    if gru.bias:
-        names += [f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"]
-    initial = inputs.new_zeros(1, inputs.size(0), gru.hidden_size)
-    outputs, _ = torch.gru(inputs, initial, [getattr(gru, n) for n in names], gru.bias, 1, 0.0,
-                           gru.training, False, True)
-    return outputs
+def _stacked_parameters(gru: nn.GRU, layer: int) -> list[torch.Tensor]:
+    """weight_ih, weight_hh, bias_ih, bias_hh of ``layer``, each stacked over the two directions."""
+    stacked = []
+    for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        names = (f"{kind}_l{layer}", f"{kind}_l{layer}_reverse")
+        if kind.startswith("bias") and not gru.bias:
+            rows = getattr(gru, f"weight_hh_l{layer}").size(0)
+            stacked.append(torch.zeros(2, rows, dtype=gru.weight_hh_l0.dtype))
+        else:
+            stacked.append(torch.stack([getattr(gru, name) for name in names]))
+    return stacked
 
 
 def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -60,10 +65,8 @@ def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -> to
     for layer in range(gru.num_layers):
         if layer > 0 and gru.dropout > 0:
             layer_input = F.dropout(layer_input, gru.dropout, gru.training)
-        forward = _one_direction(gru, layer_input, layer, "")
-        backward = reverse_within_lengths(
-            _one_direction(gru, reverse_within_lengths(layer_input, lengths), layer, "_reverse"),
-            lengths,
-        )
+        both = torch.stack([layer_input, reverse_within_lengths(layer_input, lengths)])
+        forward, backward = TwoDirectionGRULayer.apply(both, *_stacked_parameters(gru, layer))
+        backward = reverse_within_lengths(backward, lengths)
         layer_input = torch.cat([forward, backward], dim=-1).masked_fill(padded[..., None], 0.0)
     return layer_input
