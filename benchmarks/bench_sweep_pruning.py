@@ -2,13 +2,20 @@
 
     .venv/bin/python benchmarks/bench_sweep_pruning.py [--trials 16] [--epochs 10] [--actors 16]
         [--sentences DFA,IEO,TIE] [--seed 0] [--out benchmarks/results/sweep_pruning.json]
+        [--baseline earlier.json | --only-baseline] [--pruner-overrides KEY=VALUE ...]
 
 Runs the `mel_prosody_optuna` search on the demo corpus (`experiment=demo`, generated) twice with
 the same sampler seed and the same number of trials: `hydra/sweeper/pruner=none`, then the shipped
 default `median`. The feature store is built once before both (not timed). Prints, and writes as
 JSON: wall time of each sweep and their ratio (target <= 0.6), best validation UAR of each
-(target: the pruned sweep's best within 0.02 of the unpruned one), trial states and the number of
-epochs trained. Smaller settings (--trials 4 --epochs 3 --actors 6 --sentences DFA) make a smoke run.
+(target: the pruned sweep's best within 0.02 of the unpruned one), trial states, the number of
+epochs trained and each trial's learning curve (the values the pruner saw). Smaller settings
+(--trials 4 --epochs 3 --actors 6 --sentences DFA) make a smoke run.
+
+The unpruned sweep is the expensive half: --only-baseline runs just it, --baseline takes it from an
+earlier result of the same settings, so pruner settings (--pruner-overrides, e.g.
+hydra.sweeper.pruner.n_warmup_steps=2) can be compared against one baseline;
+benchmarks/replay_pruning.py replays pruner settings over its learning curves without training.
 """
 
 from __future__ import annotations
@@ -36,17 +43,18 @@ def corpus_overrides(args: argparse.Namespace) -> list[str]:
 def run(cmd: list[str], cwd: Path, env: dict) -> float:
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "crema_exp.train", *cmd], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
     return time.perf_counter() - started
 
 
-def sweep(pruner: str, args: argparse.Namespace, work: Path, env: dict) -> dict:
+def sweep(pruner: str, args: argparse.Namespace, work: Path, env: dict,
+          extra: list[str] = ()) -> dict:
     name = f"bench_{pruner}"
     sweep_dir = work / name
     wall = run(["-m", "hparams_search=mel_prosody_optuna", *corpus_overrides(args),
-                f"hydra/sweeper/pruner={pruner}", f"hydra.sweeper.n_trials={args.trials}",
+                f"hydra/sweeper/pruner={pruner}", *extra, f"hydra.sweeper.n_trials={args.trials}",
                 f"hydra.sweeper.sampler.seed={args.seed}", f"hydra.sweeper.study_name={name}",
                 f"hydra.sweep.dir={sweep_dir}"], work, env)
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
@@ -58,6 +66,9 @@ def sweep(pruner: str, args: argparse.Namespace, work: Path, env: dict) -> dict:
         "states": {s.name.lower(): sum(t.state == s for t in trials)
                    for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)},
         "epochs_trained": sum(len(t.intermediate_values) for t in trials),
+        # Each trial's reported values (best val_uar so far, per epoch): what the pruner saw.
+        "curves": {t.number: {"state": t.state.name.lower(), "params": t.params,
+                              "values": list(t.intermediate_values.values())} for t in trials},
     }
 
 
@@ -69,21 +80,38 @@ def main() -> None:
     parser.add_argument("--sentences", default="DFA,IEO,TIE")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "sweep_pruning.json")
+    parser.add_argument("--baseline", type=Path, help="take the unpruned sweep from this result")
+    parser.add_argument("--only-baseline", action="store_true", help="run the unpruned sweep only")
+    parser.add_argument("--pruner-overrides", nargs="*", default=[],
+                        help="Hydra overrides for the pruned sweep, e.g. "
+                             "hydra.sweeper.pruner.n_warmup_steps=2")
     args = parser.parse_args()
+    settings = {k: getattr(args, k) for k in ("trials", "epochs", "actors", "sentences", "seed")}
+    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+    if baseline and baseline["settings"] != settings:
+        sys.exit(f"{args.baseline} was run with {baseline['settings']}, not {settings}")
 
+    results = {"settings": settings, "pruner_overrides": args.pruner_overrides}
     with tempfile.TemporaryDirectory(prefix="bench-pruning-") as tmp:
         work = Path(tmp)
         env = {**os.environ, "CREMA_EXP_CACHE": str(work / "cache")}
         run([*corpus_overrides(args), "trainer.epochs=1", f"hydra.run.dir={work / 'warmup'}"],
             work, env)  # builds the feature store once, outside the timings
-        results = {"settings": vars(args) | {"out": str(args.out)},
-                   "none": sweep("none", args, work, env), "median": sweep("median", args, work, env)}
+        results["none"] = baseline["none"] if baseline else sweep("none", args, work, env)
+        if not args.only_baseline:
+            results["median"] = sweep("median", args, work, env, args.pruner_overrides)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.only_baseline:
+        args.out.write_text(json.dumps(results, indent=2))
+        r = results["none"]
+        print(f"none: {r['wall_s']:.1f} s  best val_uar {r['best_val_uar']:.4f}  {r['states']}  "
+              f"epochs trained {r['epochs_trained']}; written to {args.out}")
+        return
     ratio = results["median"]["wall_s"] / results["none"]["wall_s"]
     gap = results["none"]["best_val_uar"] - results["median"]["best_val_uar"]
     results["time_ratio"] = round(ratio, 3)
     results["best_val_uar_gap"] = round(gap, 4)
     results["targets_met"] = {"time_ratio<=0.6": ratio <= 0.6, "best_gap<=0.02": gap <= 0.02}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     for pruner in ("none", "median"):
         r = results[pruner]
