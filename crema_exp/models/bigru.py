@@ -15,10 +15,10 @@ The parameters are those of the given nn.GRU (same state-dict names either way).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from crema_exp.models.dropout import dropout
 from crema_exp.models.gru_layer import TwoDirectionGRULayer
 
 
@@ -50,8 +50,8 @@ def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -> to
     """Right-padded [B, T, input] + lengths -> [B, T, 2*hidden], zeros on padding.
 
     Equal to ``gru`` (bidirectional, batch_first) over ``pack_padded_sequence(frames, lengths)``,
-    padded back to T. In training, dropout between layers is applied as nn.GRU applies it (same
-    rate, same places; the random masks themselves differ).
+    padded back to T. In training, dropout between layers is applied where nn.GRU applies it, at
+    the same rate, with models/dropout.py's cheaper masks.
     """
     if not (gru.bidirectional and gru.batch_first) or gru.proj_size:
         raise ValueError("padded_bigru needs a bidirectional, batch_first nn.GRU")
@@ -64,7 +64,7 @@ def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -> to
     layer_input = frames
     for layer in range(gru.num_layers):
         if layer > 0 and gru.dropout > 0:
-            layer_input = F.dropout(layer_input, gru.dropout, gru.training)
+            layer_input = dropout(layer_input, gru.dropout, gru.training)
         both = torch.stack([layer_input, reverse_within_lengths(layer_input, lengths)])
         forward, backward = TwoDirectionGRULayer.apply(both, *_stacked_parameters(gru, layer))
         backward = reverse_within_lengths(backward, lengths)

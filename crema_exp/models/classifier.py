@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from crema_exp.config import EMOTIONS, ModelConfig
+from crema_exp.models.dropout import FastDropout
 from crema_exp.models.encoder import SequenceEncoder
 from crema_exp.models.layer_mix import LayerMix
 from crema_exp.models.pooling import AttentiveStatisticsPooling
@@ -28,7 +29,7 @@ class EmotionClassifier(nn.Module):
         )
         self.head = nn.Sequential(
             nn.LayerNorm(self.pooling.output_dim),
-            nn.Dropout(cfg.dropout),
+            FastDropout(cfg.dropout),
             nn.Linear(self.pooling.output_dim, num_classes),
         )
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from crema_exp.config import ModelConfig
 from crema_exp.models.bigru import padded_bigru
+from crema_exp.models.transformer_layer import EncoderLayer
 
 
 def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -38,7 +39,7 @@ class SequenceEncoder(nn.Module):
         )
         self.transformer = None
         if cfg.transformer_layers > 0:
-            layer = nn.TransformerEncoderLayer(
+            layer = EncoderLayer(
                 d_model=self.output_dim,
                 nhead=cfg.transformer_heads,
                 dim_feedforward=cfg.transformer_ffn,

@@ -1,0 +1,89 @@
+"""FastDropout drops at nn.Dropout's rate and keeps the expectation; the encoder layer that uses it
+computes what nn.TransformerEncoderLayer computes."""
+
+import pytest
+import torch
+from torch import nn
+
+from crema_exp.models.dropout import FastDropout, dropout
+from crema_exp.models.transformer_layer import EncoderLayer
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_drops_at_the_rate_and_scales_the_kept_elements(p):
+    torch.manual_seed(0)
+    x = torch.rand(400, 2500) + 0.5  # no zeros of its own
+    out = dropout(x, p, training=True)
+    kept = out != 0
+    # 1M Bernoulli(p) draws: the dropped share is within 5 standard deviations (4.6e-4 for 0.3).
+    assert abs((~kept).float().mean().item() - p) < 5 * (p * (1 - p) / x.numel()) ** 0.5
+    scale = 65536 / (65536 - round(p * 65536))
+    torch.testing.assert_close(out[kept], x[kept] * scale)
+    # Kept positions are spread evenly over the tensor (all four 16-bit lanes of each draw).
+    for lane in range(4):
+        share = kept.flatten()[lane::4].float().mean().item()
+        assert abs(share - (1 - p)) < 0.005
+
+
+def test_gradient_passes_through_kept_elements_only():
+    torch.manual_seed(1)
+    x = torch.rand(50, 40, requires_grad=True)
+    out = dropout(x, 0.3, training=True)
+    out.sum().backward()
+    kept = out.detach() != 0
+    scale = 65536 / (65536 - round(0.3 * 65536))
+    torch.testing.assert_close(x.grad, kept.float() * scale)
+
+
+def test_identity_in_evaluation_and_reproducible_with_a_seed():
+    x = torch.randn(8, 9)
+    module = FastDropout(0.3).eval()
+    assert module(x) is x and dropout(x, 0.0, training=True) is x
+    module.train()
+    torch.manual_seed(3)
+    first = module(x)
+    torch.manual_seed(3)
+    torch.testing.assert_close(module(x), first)
+    assert not torch.equal(module(x), first)  # a new draw without reseeding
+
+
+def test_encoder_layer_keeps_the_state_dict_and_equals_torch_layer_without_dropout():
+    torch.manual_seed(0)
+    settings = dict(d_model=16, nhead=4, dim_feedforward=24, dropout=0.0, batch_first=True,
+                    norm_first=True)
+    ours, reference = EncoderLayer(**settings), nn.TransformerEncoderLayer(**settings)
+    reference.load_state_dict(ours.state_dict())  # same names and shapes both ways
+    ours.train(), reference.train()  # training: ours takes its own attention path on CPU
+    x = torch.randn(3, 11, 16, requires_grad=True)
+    padded = torch.arange(11)[None, :] >= torch.tensor([11, 6, 1])[:, None]
+    outputs = []
+    for layer in (ours, reference):
+        out = layer(x, src_key_padding_mask=padded)
+        (out[~padded] ** 2).sum().backward()
+        outputs.append((out, x.grad.clone(), {n: p.grad.clone() for n, p in
+                                              layer.named_parameters()}))
+        x.grad = None
+    (out, x_grad, grads), (expected, expected_x_grad, expected_grads) = outputs
+    torch.testing.assert_close(out[~padded], expected[~padded], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(x_grad, expected_x_grad, rtol=1e-5, atol=1e-6)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, expected_grads[name], rtol=1e-5, atol=1e-6, msg=name)
+    # Padded frames are never attended to, so valid outputs do not depend on them.
+    assert torch.all(x_grad[padded] == 0)
+
+
+def test_encoder_layer_drops_attention_weights_in_training_only():
+    torch.manual_seed(0)
+    layer = EncoderLayer(16, 4, 24, dropout=0.5, batch_first=True, norm_first=True)
+    assert all(isinstance(layer.get_submodule(n), FastDropout)
+               for n in ("dropout", "dropout1", "dropout2"))
+    x = torch.randn(2, 7, 16)
+    layer.eval()
+    torch.testing.assert_close(layer(x), layer(x))
+    layer.train()
+    # Only the attention weights drop out: the other dropouts are switched off for this check.
+    for name in ("dropout", "dropout1", "dropout2"):
+        layer.get_submodule(name).p = 0.0
+    assert not torch.allclose(layer(x), layer(x))
+    layer.self_attn.dropout = 0.0
+    torch.testing.assert_close(layer(x), layer(x))
