@@ -65,8 +65,11 @@ def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -> to
     for layer in range(gru.num_layers):
         if layer > 0 and gru.dropout > 0:
             layer_input = dropout(layer_input, gru.dropout, gru.training)
-        both = torch.stack([layer_input, reverse_within_lengths(layer_input, lengths)])
+        # Time-major [2, T, B, D], the layout the time loop reads step by step.
+        both = torch.stack([layer_input.transpose(0, 1),
+                            reverse_within_lengths(layer_input, lengths).transpose(0, 1)])
         forward, backward = TwoDirectionGRULayer.apply(both, *_stacked_parameters(gru, layer))
-        backward = reverse_within_lengths(backward, lengths)
-        layer_input = torch.cat([forward, backward], dim=-1).masked_fill(padded[..., None], 0.0)
+        backward = reverse_within_lengths(backward.transpose(0, 1), lengths)
+        layer_input = torch.cat([forward.transpose(0, 1), backward], dim=-1).masked_fill(
+            padded[..., None], 0.0)
     return layer_input
