@@ -1,7 +1,7 @@
 """Training throughput: our train step vs a naive per-file, packed-GRU pipeline; epoch estimates.
 
     .venv/bin/python benchmarks/bench_train.py [--kinds mel_prosody ssl] [--rdrop 0 0.5]
-        [--clips 600] [--steps 8] [--repeats 3] [--threads 2]
+        [--clips 600] [--steps 0] [--repeats 3] [--threads 2]
     .venv/bin/python benchmarks/bench_train.py --estimate-epoch [--sample-batches 12] [--threads 2]
 
 Clip durations are drawn from the real CREMA-D distribution ((bytes - 44) / 32000 s from
@@ -9,8 +9,10 @@ crema_exp/data/reference/audio_manifest.csv); frames are random (throughput does
 values). Shapes: mel_prosody 245 dims x 100 frames/s, ssl 768 dims x 50 frames/s.
 
 Comparison (default): both pipelines train a model of the same layers and size (default
-ModelConfig) for the same number of optimiser steps, for every kind x R-Drop alpha (0 = one pass,
-> 0 = two passes and a KL term), in interleaved repeats; the figures are medians.
+ModelConfig) for one epoch over the same clips (every clip once, after 2 warm-up steps; --steps N
+times N steps instead), for every kind x R-Drop alpha (0 = one pass, > 0 = two passes and a KL
+term), in interleaved repeats; the figures are medians. A whole epoch matters: our length buckets
+differ in cost, so a few steps would time whichever buckets they happened to draw.
 
 ours:  the train job's code: FeatureStore arrays read once into memory, length-bucketed batches cut
        by offset, normalisation + per-utterance CMVN + SpecAugment per batch (mel_prosody), our
@@ -230,22 +232,26 @@ def compare(kind: str, alpha: float, args) -> dict:
                 yield from DataLoader(per_clip, batch_size=args.batch_size, shuffle=True,
                                       num_workers=0, collate_fn=pack_collate, generator=generator)
 
+        epoch_steps = {"ours": len(bucketed_batches(lengths, args.batch_size,
+                                                    np.random.default_rng(0))),
+                       "naive": -(-len(lengths) // args.batch_size)}
+
         results = {"ours": [], "naive": []}
         for repeat in range(args.repeats):
             for name in ("ours", "naive") if repeat % 2 == 0 else ("naive", "ours"):
                 torch.manual_seed(repeat)
                 if name == "ours":
-                    model, batches = EmotionClassifier(dim, cfg.model), ours(repeat)
+                    model, batches = EmotionClassifier(dim, cfg.model), ours
                     loss_of = lambda x, n, y: classification_loss(  # noqa: E731
                         model, x, n, y, criterion, alpha).loss
                 else:
-                    model, batches = PackedGRUClassifier(dim, cfg.model), naive(repeat)
+                    model, batches = PackedGRUClassifier(dim, cfg.model), naive
                     loss_of = lambda x, n, y: naive_loss(  # noqa: E731
                         model, x, y, criterion, alpha)
                 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-                timed_steps(batches, loss_of, model, optimizer, 2)  # warm-up
-                total, data, clips, frames = timed_steps(batches, loss_of, model, optimizer,
-                                                         args.steps)
+                timed_steps(batches(1000 + repeat), loss_of, model, optimizer, 2)  # warm-up
+                total, data, clips, frames = timed_steps(batches(repeat), loss_of, model,
+                                                         optimizer, args.steps or epoch_steps[name])
                 results[name].append({"clips_per_s": clips / total, "frames_per_s": frames / total,
                                       "data_share": data / total})
                 print(f"  {kind} R-Drop {alpha:g} repeat {repeat} {name:5s} {clips / total:7.1f} "
@@ -348,7 +354,8 @@ def main() -> None:
     parser.add_argument("--rdrop", nargs="+", type=float, default=[0.0, 0.5],
                         help="R-Drop alphas to compare (0 = one pass)")
     parser.add_argument("--clips", type=int, default=600)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=0,
+                        help="optimiser steps timed per run (0 = one epoch over all clips)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
@@ -374,7 +381,8 @@ def main() -> None:
         for alpha in args.rdrop:
             rows.append((kind, alpha, compare(kind, alpha, args)))
     print(f"\n{args.clips} clips drawn from the CREMA-D durations, batch {args.batch_size}, "
-          f"{args.steps} steps x {args.repeats} repeats, {args.threads} threads; medians:")
+          f"{f'{args.steps} steps' if args.steps else 'one epoch'} x {args.repeats} repeats, "
+          f"{args.threads} threads; medians:")
     print("| kind | R-Drop | ours clips/s | naive clips/s | ours data share | speed-up |")
     print("|---|---|---|---|---|---|")
     for kind, alpha, m in rows:
