@@ -4,8 +4,9 @@ Why: torch's CPU GRU runs each direction separately and records about a dozen au
 time step, so a short clip's cost is mostly per-step overhead on tiny [batch, hidden] matrices.
 Here one loop advances both directions together (a batched matmul over the two weight sets), the
 forward pass records nothing, and the backward pass keeps only what is truly sequential (the
-hidden-state gradient) inside its loop: every gate derivative that does not depend on it, and
-all weight, bias and input gradients, are computed for all steps at once as large matmuls.
+hidden-state gradient) inside its loop: every gate derivative that does not depend on it is
+computed a few steps at a time in bulk, and all weight, bias and input gradients for all steps at
+once as large matmuls.
 
 Every buffer is [direction, time, batch, features]: each step reads [2, batch, features] slices,
 and the whole-sequence matmuls see each direction as one [time * batch, features] matrix without
@@ -20,6 +21,12 @@ h' = (1 - z) * n + z * h), so results equal torch.gru up to float rounding
 from __future__ import annotations
 
 import torch
+
+
+# Steps whose gate derivatives are computed together in the backward pass: few enough that they
+# are still in cache when the step loop reads them (whole-sequence buffers were memory-bound at
+# 64 clips x 250 steps), many enough to keep the per-chunk overhead small.
+_CHUNK_STEPS = 8
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -74,25 +81,27 @@ class TwoDirectionGRULayer(torch.autograd.Function):
         reset, update = reset_update[..., :hidden_size], reset_update[..., hidden_size:]
         previous = hidden_states[:, :-1]
 
-        # d(pre-activation)/d(h') of each gate, for all steps at once.
-        keep = 1.0 - update
-        per_candidate = keep * (1.0 - candidates * candidates)
-        per_update = (previous - candidates) * update * keep
-        per_reset = hidden_candidate * reset * (1.0 - reset)  # times d(candidate pre-act.)
-
         # Gradients of the hidden gates (r, z and W_hn h + b_hn) and of the candidate's
-        # pre-activation (its input-gate gradient).
+        # pre-activation (its input-gate gradient), going back in chunks of steps.
         grad_hidden_gates = candidates.new_empty(2, steps, batch, 3 * hidden_size)
         grad_candidate = torch.empty_like(candidates)
         grad_hidden = candidates.new_zeros(2, batch, hidden_size)
-        for t in range(steps - 1, -1, -1):
-            grad_hidden = grad_hidden + grad_outputs[:, t]
-            dn, dgh = grad_candidate[:, t], grad_hidden_gates[:, t]
-            torch.mul(grad_hidden, per_candidate[:, t], out=dn)
-            torch.mul(dn, per_reset[:, t], out=dgh[..., :hidden_size])
-            torch.mul(grad_hidden, per_update[:, t], out=dgh[..., hidden_size:h2])
-            torch.mul(dn, reset[:, t], out=dgh[..., h2:])
-            grad_hidden = torch.baddbmm(grad_hidden * update[:, t], dgh, weight_hh)
+        for start in reversed(range(0, steps, _CHUNK_STEPS)):
+            chunk = slice(start, start + _CHUNK_STEPS)
+            # d(pre-activation)/d(h') of each gate, for the chunk's steps at once.
+            r, z, n = reset[:, chunk], update[:, chunk], candidates[:, chunk]
+            keep = 1.0 - z
+            per_candidate = keep * (1.0 - n * n)
+            per_update = (previous[:, chunk] - n) * z * keep
+            per_reset = hidden_candidate[:, chunk] * r * (1.0 - r)  # times d(candidate)
+            for t in range(n.size(1) - 1, -1, -1):
+                grad_hidden = grad_hidden + grad_outputs[:, start + t]
+                dn, dgh = grad_candidate[:, start + t], grad_hidden_gates[:, start + t]
+                torch.mul(grad_hidden, per_candidate[:, t], out=dn)
+                torch.mul(dn, per_reset[:, t], out=dgh[..., :hidden_size])
+                torch.mul(grad_hidden, per_update[:, t], out=dgh[..., hidden_size:h2])
+                torch.mul(dn, r[:, t], out=dgh[..., h2:])
+                grad_hidden = torch.baddbmm(grad_hidden * z[:, t], dgh, weight_hh)
 
         # Everything else in large matmuls over all steps. The input gates' gradient is the
         # hidden gates' one for r and z, and the candidate's for n.
