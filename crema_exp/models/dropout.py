@@ -1,7 +1,7 @@
 """Dropout whose masks are drawn 16 bits at a time: nn.Dropout's regularisation, ~6x cheaper on CPU.
 
 Why: on CPU, `bernoulli_` (what F.dropout uses) took ~9 ms per million elements here, about 15 %
-of an ssl training step (tests/benchmarks: benchmarks/README.md). One 64-bit draw of torch's
+of an ssl training step (benchmarks/README.md). One 64-bit draw of torch's
 generator gives four 16-bit uniform integers instead; an element is kept when its integer is not
 among the lowest round(p * 65536), i.e. dropped with probability p rounded to a multiple of
 1/65536 (at most 7.6e-6 away), and kept elements are scaled by 1 / (1 - that probability), so the

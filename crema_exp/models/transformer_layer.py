@@ -41,10 +41,7 @@ class EncoderLayer(nn.TransformerEncoderLayer):
         query, key, value = projected.view(batch, steps, 3, heads, width // heads).permute(
             2, 0, 3, 1, 4)  # each [batch, heads, T, head width]
         scores = query @ key.transpose(-2, -1) * (width // heads) ** -0.5
-        if key_padding_mask is not None:
-            if key_padding_mask.dtype == torch.bool:  # True on padded frames
-                key_padding_mask = torch.zeros_like(key_padding_mask, dtype=scores.dtype
-                                                    ).masked_fill(key_padding_mask, float("-inf"))
+        if key_padding_mask is not None:  # forward() made it additive: -inf on padded frames
             scores = scores + key_padding_mask[:, None, None, :]
         weights = dropout(scores.softmax(dim=-1), attention.dropout, True)
         attended = (weights @ value).transpose(1, 2).reshape(batch, steps, width)
