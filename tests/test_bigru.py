@@ -1,11 +1,16 @@
-"""The padded BiGRU equals nn.GRU over a packed batch: outputs and every parameter gradient."""
+"""The padded BiGRU equals nn.GRU over a packed batch: outputs and every parameter gradient, with
+the compiled time loops and with the Python ones."""
+
+import shutil
 
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from crema_exp.models import gru_layer
 from crema_exp.models.bigru import padded_bigru, reverse_within_lengths
+from crema_exp.models.gru_kernel import compiled_loops
 
 # float32, sequences of up to 40 steps: the two computations differ only by rounding (measured
 # max |difference| <= 2.4e-7 on outputs, <= 5.7e-6 on gradients, 1-3 layers).
@@ -17,6 +22,18 @@ def packed_reference(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -
     return pad_packed_sequence(gru(packed)[0], batch_first=True, total_length=frames.size(1))[0]
 
 
+@pytest.fixture(params=["compiled", "python"])
+def time_loops(request, monkeypatch):
+    """Runs the test with each implementation of the GRU time loops (models/gru_layer.py)."""
+    if request.param == "python":
+        monkeypatch.setattr(gru_layer, "compiled_loops", lambda: None)
+    elif compiled_loops() is None:
+        if shutil.which("c++") is None:
+            pytest.skip("no C++ compiler: the compiled GRU loops cannot be built here")
+        pytest.fail("a C++ compiler is here but the compiled GRU loops did not build (see log)")
+    return request.param
+
+
 def test_reverse_within_lengths_reverses_valid_frames_and_leaves_padding():
     frames = torch.arange(10.0).reshape(2, 5, 1)
     lengths = torch.tensor([5, 3])
@@ -25,15 +42,18 @@ def test_reverse_within_lengths_reverses_valid_frames_and_leaves_padding():
     torch.testing.assert_close(reverse_within_lengths(reversed_, lengths), frames)
 
 
-@pytest.mark.parametrize(("num_layers", "bias"), [(1, True), (2, True), (3, True), (2, False)])
-def test_outputs_and_gradients_equal_the_packed_gru(num_layers, bias):
+# Hidden 21: not a multiple of any vector width, so the compiled loops' partial vectors run too.
+@pytest.mark.parametrize(("num_layers", "bias", "hidden"),
+                         [(1, True, 8), (2, True, 8), (3, True, 8), (2, False, 8), (2, True, 21)])
+def test_outputs_and_gradients_equal_the_packed_gru(num_layers, bias, hidden, time_loops):
     torch.manual_seed(num_layers)
-    gru = nn.GRU(6, 8, num_layers=num_layers, batch_first=True, bidirectional=True, bias=bias)
+    gru = nn.GRU(6, hidden, num_layers=num_layers, batch_first=True, bidirectional=True,
+                 bias=bias)
     gru.train()  # dropout 0: training mode must not change anything either
     lengths = torch.tensor([40, 1, 23, 40, 7, 31])
     frames = torch.randn(len(lengths), 43, 6)  # 3 steps longer than the longest clip
     frames[torch.arange(43)[None, :] >= lengths[:, None]] = 1e3  # garbage in the padding
-    target = torch.randn(len(lengths), 43, 16)  # weights every output, padding included
+    target = torch.randn(len(lengths), 43, 2 * hidden)  # weights every output and padding
 
     results = []
     for run in (packed_reference, padded_bigru):
@@ -53,7 +73,7 @@ def test_outputs_and_gradients_equal_the_packed_gru(num_layers, bias):
         torch.testing.assert_close(grad, expected_grads[name], **TOLERANCE, msg=name)
 
 
-def test_inter_layer_dropout_is_applied_in_training_only():
+def test_inter_layer_dropout_is_applied_in_training_only(time_loops):
     torch.manual_seed(0)
     gru = nn.GRU(4, 5, num_layers=2, batch_first=True, bidirectional=True, dropout=0.5)
     frames, lengths = torch.randn(3, 9, 4), torch.tensor([9, 5, 2])
@@ -63,6 +83,17 @@ def test_inter_layer_dropout_is_applied_in_training_only():
     gru.train()
     first, second = padded_bigru(gru, frames, lengths), padded_bigru(gru, frames, lengths)
     assert not torch.allclose(first, second)
+
+
+def test_a_nan_input_gives_nan_outputs_as_in_the_packed_gru(time_loops):
+    gru = nn.GRU(4, 8, batch_first=True, bidirectional=True)
+    frames, lengths = torch.randn(2, 6, 4), torch.tensor([6, 4])
+    frames[0, 2, 1] = float("nan")
+    outputs = padded_bigru(gru, frames, lengths)
+    expected = packed_reference(gru, frames, lengths)
+    assert torch.equal(outputs.isnan(), expected.isnan())
+    assert outputs[0, 2].isnan().all() and outputs[0].isnan().any(dim=-1).all()  # both ways on
+    torch.testing.assert_close(outputs[1], expected[1], **TOLERANCE)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
