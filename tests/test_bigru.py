@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from crema_exp.models import gru_layer
+from crema_exp.models import bigru
 from crema_exp.models.bigru import padded_bigru, reverse_within_lengths
 from crema_exp.models.gru_kernel import compiled_loops
 
@@ -24,9 +24,9 @@ def packed_reference(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -
 
 @pytest.fixture(params=["compiled", "python"])
 def time_loops(request, monkeypatch):
-    """Runs the test with each implementation of the GRU time loops (models/gru_layer.py)."""
+    """Runs the test with each implementation of a layer: compiled_gru_layer.py, gru_layer.py."""
     if request.param == "python":
-        monkeypatch.setattr(gru_layer, "compiled_loops", lambda: None)
+        monkeypatch.setattr(bigru, "compiled_loops", lambda: None)
     elif compiled_loops() is None:
         if shutil.which("c++") is None:
             pytest.skip("no C++ compiler: the compiled GRU loops cannot be built here")

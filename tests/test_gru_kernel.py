@@ -21,8 +21,9 @@ from crema_exp.models.gru_kernel import compiled_loops
 loops = compiled_loops()
 print("loops:", "python" if loops is None else "compiled")
 if loops is not None:  # and they work
-    h = loops.forward_loop(torch.zeros(2, 1, 1, 3), torch.zeros(2, 1, 3), torch.zeros(2, 1))[0]
-    assert torch.equal(h, torch.zeros(2, 2, 1, 1))
+    out = loops.forward_loop(torch.zeros(1, 1, 2, 3), torch.tensor([1]), torch.zeros(2, 1, 3),
+                             torch.zeros(2, 1))[0]
+    assert torch.equal(out, torch.zeros(1, 1, 2, 1))
 """
 
 

@@ -4,10 +4,13 @@ torch's CPU GRU over a packed batch zero-fills a gradient as large as the whole 
 every time step of its backward pass, so a step costs O(T^2). Padding after each clip's last frame
 cannot reach that clip's earlier outputs in the forward direction, so that direction runs on the
 padded batch as it is. The backward direction runs on each clip reversed within its own length
-(padding again after the valid frames) and its outputs are reversed back. Both directions of a
-layer advance in one time loop (models/gru_layer.py). Padded outputs are set to zero, so the
-result (and every gradient) equals the packed GRU's. On CUDA, cuDNN takes packed batches natively
-and stays on the packed path.
+(padding again after the valid frames) and its outputs are reversed back. Padded outputs are set
+to zero, so the result (and every gradient) equals the packed GRU's. On CUDA, cuDNN takes packed
+batches natively and stays on the packed path.
+
+Each layer runs as models/compiled_gru_layer.py (compiled time loops that read the reversed order
+themselves) for float32 where those loops could be built, else as models/gru_layer.py (Python time
+loops over explicitly reversed copies).
 
 The parameters are those of the given nn.GRU (same state-dict names either way).
 """
@@ -18,7 +21,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from crema_exp.models.compiled_gru_layer import CompiledBiGRULayer
 from crema_exp.models.dropout import dropout
+from crema_exp.models.gru_kernel import compiled_loops
 from crema_exp.models.gru_layer import TwoDirectionGRULayer
 
 
@@ -60,16 +65,29 @@ def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -> to
         encoded, _ = pad_packed_sequence(gru(packed)[0], batch_first=True,
                                          total_length=frames.size(1))
         return encoded
-    padded = torch.arange(frames.size(1))[None, :] >= lengths.cpu()[:, None]
+    compiled = frames.dtype == torch.float32 and compiled_loops() is not None
+    run_layer = _compiled_layer if compiled else _python_layer
+    lengths = lengths.cpu()
     layer_input = frames
     for layer in range(gru.num_layers):
         if layer > 0 and gru.dropout > 0:
             layer_input = dropout(layer_input, gru.dropout, gru.training)
-        # Time-major [2, T, B, D], the layout the time loop reads step by step.
-        both = torch.stack([layer_input.transpose(0, 1),
-                            reverse_within_lengths(layer_input, lengths).transpose(0, 1)])
-        forward, backward = TwoDirectionGRULayer.apply(both, *_stacked_parameters(gru, layer))
-        backward = reverse_within_lengths(backward.transpose(0, 1), lengths)
-        layer_input = torch.cat([forward.transpose(0, 1), backward], dim=-1).masked_fill(
-            padded[..., None], 0.0)
+        layer_input = run_layer(layer_input, lengths, _stacked_parameters(gru, layer))
     return layer_input
+
+
+def _compiled_layer(frames: torch.Tensor, lengths: torch.Tensor,
+                    parameters: list[torch.Tensor]) -> torch.Tensor:
+    return CompiledBiGRULayer.apply(frames.contiguous(), lengths, *parameters)
+
+
+def _python_layer(frames: torch.Tensor, lengths: torch.Tensor,
+                  parameters: list[torch.Tensor]) -> torch.Tensor:
+    # Time-major [2, T, B, D], the layout the time loop reads step by step.
+    both = torch.stack([frames.transpose(0, 1),
+                        reverse_within_lengths(frames, lengths).transpose(0, 1)])
+    forward, backward = TwoDirectionGRULayer.apply(both, *parameters)
+    backward = reverse_within_lengths(backward.transpose(0, 1), lengths)
+    padded = torch.arange(frames.size(1))[None, :] >= lengths[:, None]
+    return torch.cat([forward.transpose(0, 1), backward], dim=-1).masked_fill(
+        padded[..., None], 0.0)

@@ -4,9 +4,9 @@ Why compiled: they make a BiGRU layer's training step 1.3-1.6x faster on CPU tha
 in Python (benchmarks/README.md). torch.utils.cpp_extension builds them with ninja and the system
 C++ compiler the first time they are needed (about 25 s), for this CPU's vector width, into
 torch's extension folder (TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensions); later
-processes load the built library at once. The folder name carries the vector width and the torch
-version, so machines of a cluster that share a home folder, and a torch upgrade, get builds of
-their own.
+processes load the built library at once. The folder name carries the vector width, the torch
+version and a hash of the source, so machines of a cluster that share a home folder, a torch
+upgrade and another checkout of this project each get a build of their own.
 
 Where the build fails (no compiler, for instance) training goes on with the Python loops of
 gru_layer.py, which compute the same, after one warning that says why. CREMA_EXP_GRU_LOOPS=python
@@ -16,6 +16,7 @@ chooses the Python loops without trying.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import sys
@@ -56,7 +57,8 @@ def compiled_loops() -> ModuleType | None:
 
 
 def build_directory() -> Path:
-    """Where this CPU's build lives (one folder per vector width, Python and torch version)."""
+    """Where this CPU's build of this source lives (one folder per vector width, Python and torch
+    version, and source: two checkouts of different versions never rebuild over each other)."""
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # see _build
     from torch.utils.cpp_extension import get_default_build_root
 
@@ -64,8 +66,9 @@ def build_directory() -> Path:
     width = width.lower() if width in _VECTOR_FLAGS else "portable"
     python = f"py{sys.version_info.major}{sys.version_info.minor}"
     torch_version = torch.__version__.replace("+", "_").replace(".", "_")
+    source = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:10]
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()  # as torch's own
-    return Path(root) / f"crema_gru_loop_{width}_{python}_torch{torch_version}"
+    return Path(root) / f"crema_gru_loop_{width}_{python}_torch{torch_version}_{source}"
 
 
 def _build() -> ModuleType:
