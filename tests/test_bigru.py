@@ -13,7 +13,8 @@ from crema_exp.models.bigru import padded_bigru, reverse_within_lengths
 from crema_exp.models.gru_kernel import compiled_loops
 
 # float32, sequences of up to 40 steps: the two computations differ only by rounding (measured
-# max |difference| <= 2.4e-7 on outputs, <= 5.7e-6 on gradients, 1-3 layers).
+# max |difference| on outputs 1.8e-7 compiled, 2.4e-7 Python loops; on gradients 9.5e-6 and 5.7e-6,
+# at most 0.23 of this tolerance; 1-3 layers).
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 
 

@@ -34,9 +34,10 @@ _held: set[int] = set()  # descriptors of locks this process holds (closed in fo
 
 
 @contextlib.contextmanager
-def build_lock(path: Path) -> Iterator[None]:
-    """Hold the build lock at ``path`` for the block (waiting, or taking a stale lock over)."""
-    fd = _acquire(Path(path))
+def build_lock(path: Path, what: str = "Feature store") -> Iterator[None]:
+    """Hold the build lock at ``path`` for the block (waiting, or taking a stale lock over).
+    ``what`` names the thing being built in the message a waiting process logs."""
+    fd = _acquire(Path(path), what)
     try:
         yield
     finally:
@@ -93,7 +94,7 @@ def holder_is_gone(holder: dict[str, Any] | None) -> bool:
 # ---------------------------------------------------------------------------- acquisition
 
 
-def _acquire(path: Path) -> int:
+def _acquire(path: Path, what: str) -> int:
     waiting_since = None
     announced = 0.0
     while True:
@@ -108,8 +109,8 @@ def _acquire(path: Path) -> int:
             holder = _read_holder(path)
             now = time.monotonic()
             if waiting_since is None or now - announced > REPEAT_WAIT_MESSAGE_SECONDS:
-                log.info("Feature store is being built by %s; waiting on %s "
-                         "(this process continues when that build finishes)", describe(holder), path)
+                log.info("%s is being built by %s; waiting on %s (this process continues when "
+                         "that build finishes)", what, describe(holder), path)
                 waiting_since = waiting_since or now
                 announced = now
             time.sleep(POLL_SECONDS)

@@ -86,7 +86,7 @@ def _build() -> ModuleType:
     # Our flock is released by the kernel when its holder dies; torch's own lock file (``lock``
     # in the folder) is not, and a build killed midway would leave every later one waiting on
     # it. Under our lock nobody else is building, so a ``lock`` found there is such a leftover.
-    with build_lock(folder.with_name(folder.name + ".lock")):
+    with build_lock(folder.with_name(folder.name + ".lock"), what="The compiled GRU loop"):
         (folder / "lock").unlink(missing_ok=True)
         if not any(folder.glob("*.so")):
             log.info("GRU: building the compiled time loops for this CPU (once, about 30 s) in %s",
