@@ -15,7 +15,8 @@
 // Layouts: input_gates and their gradient [B, T, 2, 3H] and outputs [B, T, 2, H] (batch-first, as
 // the model's frames), and the loops' own buffers step-major [direction, step, B, features]; all
 // contiguous float32.
-#include <torch/extension.h>
+#include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
@@ -194,7 +195,9 @@ std::vector<at::Tensor> backward_loop(const at::Tensor& grad_outputs, const at::
   return {grad_input_gates, grad_hidden_gates};
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward_loop", &forward_loop, "bidirectional GRU layer: forward time loops");
-  m.def("backward_loop", &backward_loop, "bidirectional GRU layer: backward time loops");
+// Registered as torch operators (torch.ops.crema_gru.*) rather than a Python module: without the
+// Python binding headers the build takes about half as long.
+TORCH_LIBRARY(crema_gru, m) {
+  m.def("forward_loop", &forward_loop);
+  m.def("backward_loop", &backward_loop);
 }
