@@ -46,8 +46,8 @@ class CompiledBiGRULayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_outputs):
         flat_frames, lengths, weight_ih, weight_hh, hidden_states, *saved = ctx.saved_tensors
-        _, steps, batch, hidden = hidden_states.shape
-        steps -= 1
+        batch, steps, _ = grad_outputs.shape
+        hidden = weight_hh.size(-1)
         grad_input_gates, grad_hidden_gates = compiled_loops().backward_loop(
             grad_outputs.contiguous().view(batch, steps, 2, hidden), lengths,
             weight_hh.contiguous(), hidden_states, *saved)

@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -57,28 +58,30 @@ def compiled_loops() -> Any | None:
         return None
 
 
+def _cpp_extension() -> ModuleType:
+    """torch.utils.cpp_extension, imported without its "No CUDA runtime is found" warning, which
+    says nothing about a CPU-only build."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    from torch.utils import cpp_extension
+
+    return cpp_extension
+
+
 def build_directory() -> Path:
     """Where this CPU's build of this source lives (one folder per vector width, Python and torch
     version, and source: two checkouts of different versions never rebuild over each other)."""
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # see _build
-    from torch.utils.cpp_extension import get_default_build_root
-
     width = torch.backends.cpu.get_cpu_capability()
     width = width.lower() if width in _VECTOR_FLAGS else "portable"
     python = f"py{sys.version_info.major}{sys.version_info.minor}"
     torch_version = torch.__version__.replace("+", "_").replace(".", "_")
     source = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:10]
-    root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()  # as torch's own
+    root = (os.environ.get("TORCH_EXTENSIONS_DIR")  # as torch's own load() does
+            or _cpp_extension().get_default_build_root())
     return Path(root) / f"crema_gru_loop_{width}_{python}_torch{torch_version}_{source}"
 
 
 def _build() -> Any:
     import ninja  # the build tool cpp_extension runs; its wheel puts the binary in BIN_DIR
-
-    # Importing cpp_extension warns "No CUDA runtime is found" on machines without CUDA, which
-    # says nothing about a CPU-only build.
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    from torch.utils import cpp_extension
 
     folder = build_directory()
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,7 +96,7 @@ def _build() -> Any:
             log.info("GRU: building the compiled time loops for this CPU (once, about 15 s) in %s",
                      folder)
         flags = _VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])
-        cpp_extension.load(
+        _cpp_extension().load(
             name=folder.name, sources=[str(SOURCE)], build_directory=str(folder),
             extra_cflags=["-O3", "-fopenmp", *flags], extra_ldflags=["-fopenmp"],
             is_python_module=False, verbose=False)  # loads it: registers torch.ops.crema_gru
