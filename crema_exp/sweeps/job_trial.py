@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from crema_exp.sweeps.healing import ERROR_ATTR, FAILURE_ATTR
 from crema_exp.sweeps.study_access import rdb_storage, uncached
 from crema_exp.sweeps.trial_record import read_trial_record
+from crema_exp.training.signals import signals_deferred
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,9 @@ class SweepTrial:
                 return False
             trial = optuna.trial.Trial(self.study, self.trial_id)
             try:
-                trial.report(best[-1], step=int(row["epoch"]))
-                self.pruned = trial.should_prune()
+                with signals_deferred():  # never cut a database write in half
+                    trial.report(best[-1], step=int(row["epoch"]))
+                    self.pruned = trial.should_prune()
             except RuntimeError as exc:  # the trial was finished elsewhere (e.g. failed as stale)
                 log.warning("trial %d: cannot report to the study: %s", self.number, exc)
                 return False
