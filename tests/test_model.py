@@ -52,3 +52,29 @@ def test_transformer_can_be_disabled_and_no_conv2d_anywhere():
         assert not any(isinstance(m, nn.Conv2d) for m in model.modules())
     logits = with_tf(*batch_of([torch.randn(5, 12), torch.randn(3, 12)]))
     assert logits.shape == (2, 6)
+
+
+def test_stacked_passes_equal_the_stacked_batch_each_with_its_own_dropout_masks():
+    """R-Drop's ``passes=2`` shares the layers before the first dropout; nothing else changes."""
+    for mixed_layers in (0, 3):
+        torch.manual_seed(0)
+        model = EmotionClassifier(12, CFG, mixed_layers=mixed_layers).train()
+        shape = (3, 12) if mixed_layers else (12,)
+        frames, lengths = batch_of([torch.randn(9, *shape), torch.randn(5, *shape),
+                                    torch.randn(7, *shape)])
+        results = []
+        for stacked_input in (False, True):
+            torch.manual_seed(1)  # the same dropout masks for both ways
+            model.zero_grad()
+            if stacked_input:
+                logits = model(torch.cat([frames, frames]), torch.cat([lengths, lengths]))
+            else:
+                logits = model(frames, lengths, passes=2)
+            (logits * torch.arange(6.0)).sum().backward()
+            results.append((logits, {n: p.grad.clone() for n, p in model.named_parameters()}))
+        (shared, shared_grads), (stacked, stacked_grads) = results
+        torch.testing.assert_close(shared, stacked, rtol=1e-5, atol=1e-6)
+        for name, grad in stacked_grads.items():
+            torch.testing.assert_close(shared_grads[name], grad, rtol=1e-5, atol=1e-5,
+                                       msg=lambda m: f"{name}: {m}")
+        assert not torch.allclose(shared[:3], shared[3:]), "the two passes must drop differently"

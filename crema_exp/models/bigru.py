@@ -51,16 +51,21 @@ def _stacked_parameters(gru: nn.GRU, layer: int) -> list[torch.Tensor]:
     return stacked
 
 
-def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Right-padded [B, T, input] + lengths -> [B, T, 2*hidden], zeros on padding.
+def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor,
+                 passes: int = 1) -> torch.Tensor:
+    """Right-padded [B, T, input] + lengths -> [passes * B, T, 2*hidden], zeros on padding.
 
-    Equal to ``gru`` (bidirectional, batch_first) over ``pack_padded_sequence(frames, lengths)``,
-    padded back to T. In training, dropout between layers is applied where nn.GRU applies it, at
-    the same rate, with models/dropout.py's cheaper masks.
+    Equal to ``gru`` (bidirectional, batch_first) over ``pack_padded_sequence`` of the batch
+    stacked ``passes`` times on itself, padded back to T. In training, dropout between layers is
+    applied where nn.GRU applies it, at the same rate, with models/dropout.py's cheaper masks.
+    The first layer has no dropout before it, so on CPU it runs once and its output is stacked:
+    every pass after that draws its own masks, as R-Drop needs, for less than ``passes`` times the
+    cost.
     """
     if not (gru.bidirectional and gru.batch_first) or gru.proj_size:
         raise ValueError("padded_bigru needs a bidirectional, batch_first nn.GRU")
-    if frames.is_cuda:
+    if frames.is_cuda:  # cuDNN runs all layers in one call: stack the input instead
+        frames, lengths = frames.repeat(passes, 1, 1), lengths.repeat(passes)
         packed = pack_padded_sequence(frames, lengths.cpu(), batch_first=True, enforce_sorted=False)
         encoded, _ = pad_packed_sequence(gru(packed)[0], batch_first=True,
                                          total_length=frames.size(1))
@@ -73,6 +78,8 @@ def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -> to
         if layer > 0 and gru.dropout > 0:
             layer_input = dropout(layer_input, gru.dropout, gru.training)
         layer_input = run_layer(layer_input, lengths, _stacked_parameters(gru, layer))
+        if layer == 0 and passes > 1:
+            layer_input, lengths = layer_input.repeat(passes, 1, 1), lengths.repeat(passes)
     return layer_input
 
 

@@ -17,6 +17,10 @@ class EmotionClassifier(nn.Module):
 
     With ``mixed_layers`` > 0 the frames are [B, T, mixed_layers, input_dim] (several SSL layers)
     and a learned LayerMix reduces them first.
+
+    ``passes`` > 1 gives the logits of the batch stacked that many times on itself
+    [passes * B, num_classes], each pass with its own dropout masks (R-Drop): the same values as
+    feeding the stacked batch, but what comes before the first dropout is computed once.
     """
 
     def __init__(self, input_dim: int, cfg: ModelConfig, num_classes: int = len(EMOTIONS),
@@ -33,11 +37,13 @@ class EmotionClassifier(nn.Module):
             nn.Linear(self.pooling.output_dim, num_classes),
         )
 
-    def embed(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def embed(self, frames: torch.Tensor, lengths: torch.Tensor,
+              passes: int = 1) -> torch.Tensor:
         """Pooled utterance embedding (before the head)."""
         if self.layer_mix is not None:
             frames = self.layer_mix(frames)
-        return self.pooling(self.encoder(frames, lengths), lengths)
+        return self.pooling(self.encoder(frames, lengths, passes), lengths.repeat(passes))
 
-    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(frames, lengths))
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor,
+                passes: int = 1) -> torch.Tensor:
+        return self.head(self.embed(frames, lengths, passes))

@@ -51,9 +51,13 @@ class SequenceEncoder(nn.Module):
                 layer, num_layers=cfg.transformer_layers, enable_nested_tensor=False
             )
 
-    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor,
+                passes: int = 1) -> torch.Tensor:
+        """``passes`` > 1 encodes the batch stacked that many times on itself (R-Drop), sharing
+        what comes before the first dropout (models/bigru.py)."""
         max_len = frames.size(1)
-        encoded = padded_bigru(self.gru, self.projection(frames), lengths)
+        encoded = padded_bigru(self.gru, self.projection(frames), lengths, passes)
+        lengths = lengths.repeat(passes)
         if self.transformer is not None:
             mask = padding_mask(lengths.to(frames.device), max_len)
             encoded = self.transformer(encoded, src_key_padding_mask=mask)

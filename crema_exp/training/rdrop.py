@@ -1,8 +1,10 @@
 """Classification loss with optional R-Drop (Liang et al. 2021).
 
-With alpha > 0 the batch goes through the model twice in one forward call (the batch is stacked
-on itself, so the two halves get different dropout masks); the loss is the mean cross-entropy of
-both passes plus alpha times the symmetric KL divergence between their predictions.
+With alpha > 0 the batch goes through the model twice in one forward call,
+``model(frames, lengths, passes=2)``: the batch stacked on itself, so the two halves get different
+dropout masks (EmotionClassifier computes what precedes its first dropout once). The loss is the
+mean cross-entropy of both passes plus alpha times the symmetric KL divergence between their
+predictions.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def classification_loss(
         logits = model(frames, lengths)
         ce = criterion(logits.float(), labels)
         return LossParts(loss=ce, cross_entropy=ce, kl=None, logits=logits)
-    both = model(torch.cat([frames, frames]), torch.cat([lengths, lengths]))
+    both = model(frames, lengths, passes=2)
     first, second = both.chunk(2)
     ce = 0.5 * (criterion(first.float(), labels) + criterion(second.float(), labels))
     kl = symmetric_kl(first, second)
