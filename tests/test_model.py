@@ -6,7 +6,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from crema_exp.config import ModelConfig
 from crema_exp.models import EmotionClassifier
-from crema_exp.models.encoder import SequenceEncoder
+from crema_exp.models.encoder import InputProjection, SequenceEncoder
 
 CFG = ModelConfig(hidden_size=16, attention_heads=2, attention_hidden=16, transformer_layers=1,
                   transformer_heads=2, transformer_ffn=32, dropout=0.3)
@@ -78,3 +78,24 @@ def test_stacked_passes_equal_the_stacked_batch_each_with_its_own_dropout_masks(
             torch.testing.assert_close(shared_grads[name], grad, rtol=1e-5, atol=1e-5,
                                        msg=lambda m: f"{name}: {m}")
         assert not torch.allclose(shared[:3], shared[3:]), "the two passes must drop differently"
+
+
+def test_input_projection_equals_layer_norm_then_linear():
+    torch.manual_seed(0)
+    folded = InputProjection(10, 4)
+    with torch.no_grad():  # a trained LayerNorm: scale and shift away from 1 and 0
+        folded[0].weight.uniform_(0.5, 1.5)
+        folded[0].bias.normal_()
+    plain = nn.Sequential(nn.LayerNorm(10), nn.Linear(10, 4))
+    plain.load_state_dict(folded.state_dict())  # same names: checkpoints load either way
+    frames = torch.randn(3, 7, 10) * 5 + 2
+    for frames_need_grad in (False, True):
+        results = []
+        for model in (folded, plain):
+            model.zero_grad()
+            inputs = frames.clone().requires_grad_(frames_need_grad)
+            outputs = model(inputs)
+            (outputs * torch.arange(4.0)).sum().backward()
+            results.append([outputs, inputs.grad] + [p.grad for p in model.parameters()])
+        for ours, reference in zip(*results):
+            torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
