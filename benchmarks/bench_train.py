@@ -16,10 +16,11 @@ differ in cost, so a few steps would time whichever buckets they happened to dra
 
 ours:  the train job's code: FeatureStore arrays read once into memory, length-bucketed batches cut
        by offset, normalisation + per-utterance CMVN + SpecAugment per batch (mel_prosody), our
-       EmotionClassifier (exact padded BiGRU on CPU), R-Drop as one stacked forward pass
+       EmotionClassifier (exact padded BiGRU on CPU), R-Drop as one stacked forward pass that
+       shares the layers before the first dropout, the train job's AdamW (fused kernel)
 naive: its own plain code: one float32 .pt file per clip, torch DataLoader over a Dataset that
        torch.loads and normalises each clip, random batches, pack_sequence collate, nn.GRU over the
-       PackedSequence, R-Drop as two forward calls
+       PackedSequence, R-Drop as two forward calls, torch.optim.AdamW with its defaults
 
 Epoch estimate (--estimate-epoch): seconds per epoch of each recipe on full CREMA-D shapes, with
 the recipe's recommended settings (below): 5,200 training clips and 1,116 validation clips (0.15 of
@@ -244,11 +245,12 @@ def compare(kind: str, alpha: float, args) -> dict:
                     model, batches = EmotionClassifier(dim, cfg.model), ours
                     loss_of = lambda x, n, y: classification_loss(  # noqa: E731
                         model, x, n, y, criterion, alpha).loss
+                    optimizer = build_optimizer(model, cfg.optimizer)
                 else:
                     model, batches = PackedGRUClassifier(dim, cfg.model), naive
                     loss_of = lambda x, n, y: naive_loss(  # noqa: E731
                         model, x, y, criterion, alpha)
-                optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+                    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
                 timed_steps(batches(1000 + repeat), loss_of, model, optimizer, 2)  # warm-up
                 total, data, clips, frames = timed_steps(batches(repeat), loss_of, model,
                                                          optimizer, args.steps or epoch_steps[name])

@@ -15,7 +15,8 @@ from crema_exp.training.data import load_training_data
 from crema_exp.training.ema import WeightAverager, warmed_up_decay
 from crema_exp.training.loop import Trainer
 from crema_exp.training.metrics import normalised_confusion, summary_metrics
-from crema_exp.training.optim import lr_factor
+from crema_exp.config import OptimizerConfig
+from crema_exp.training.optim import build_optimizer, lr_factor
 from crema_exp.training.rdrop import classification_loss
 from crema_exp.training.settings import disable_spec_augment_without_layout, resolve_settings
 
@@ -43,6 +44,26 @@ def test_rdrop_adds_the_kl_term_only_when_alpha_is_positive():
     model.eval()  # no dropout: both passes agree, the KL term vanishes
     same = classification_loss(model, frames, lengths, labels, criterion, rdrop_alpha=0.7)
     assert same.kl.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_optimizer_takes_the_steps_of_plain_adamw():
+    """build_optimizer's fused kernel changes the speed, not the update."""
+    cfg = OptimizerConfig(lr=0.01, weight_decay=0.05, betas=[0.8, 0.95])
+    torch.manual_seed(0)
+    ours, plain = nn.Linear(6, 4), nn.Linear(6, 4)
+    plain.load_state_dict(ours.state_dict())
+    optimizers = [build_optimizer(ours, cfg),
+                  torch.optim.AdamW(plain.parameters(), lr=0.01, weight_decay=0.05,
+                                    betas=(0.8, 0.95), foreach=False)]
+    for _ in range(20):
+        inputs = torch.randn(8, 6)
+        for model, optimizer in zip((ours, plain), optimizers):
+            optimizer.zero_grad()
+            model(inputs).pow(2).sum().backward()
+            optimizer.step()
+    for mine, reference in zip(ours.parameters(), plain.parameters()):
+        torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(ours.weight, nn.Linear(6, 4).weight), "the steps moved the weights"
 
 
 def test_ema_tracks_hand_computed_average_and_zero_decay_evaluates_live_weights():
