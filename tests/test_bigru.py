@@ -10,7 +10,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from crema_exp.models import bigru
 from crema_exp.models.bigru import padded_bigru, reverse_within_lengths
-from crema_exp.models.gru_kernel import compiled_loops
+from crema_exp.models.cpu_kernels import compiled_kernels
 
 # float32, sequences of up to 40 steps: the two computations differ only by rounding (measured
 # max |difference| on outputs 1.8e-7 compiled, 2.4e-7 Python loops; on gradients 9.5e-6 and 5.7e-6,
@@ -27,8 +27,8 @@ def packed_reference(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -
 def time_loops(request, monkeypatch):
     """Runs the test with each implementation of a layer: compiled_gru_layer.py, gru_layer.py."""
     if request.param == "python":
-        monkeypatch.setattr(bigru, "compiled_loops", lambda: None)
-    elif compiled_loops() is None:
+        monkeypatch.setattr(bigru, "compiled_kernels", lambda: None)
+    elif compiled_kernels() is None:
         if shutil.which("c++") is None:
             pytest.skip("no C++ compiler: the compiled GRU loops cannot be built here")
         pytest.fail("a C++ compiler is here but the compiled GRU loops did not build (see log)")

@@ -1,16 +1,33 @@
-"""FastDropout drops at nn.Dropout's rate and keeps the expectation; the encoder layer that uses it
-computes what nn.TransformerEncoderLayer computes."""
+"""FastDropout drops at nn.Dropout's rate and keeps the expectation, with the compiled kernel and
+with the Python code (the same masks, bit for bit); the encoder layer that uses it computes what
+nn.TransformerEncoderLayer computes."""
+
+import shutil
 
 import pytest
 import torch
 from torch import nn
 
+from crema_exp.models import dropout as dropout_module
+from crema_exp.models.cpu_kernels import compiled_kernels
 from crema_exp.models.dropout import FastDropout, dropout
 from crema_exp.models.transformer_layer import EncoderLayer
 
 
+@pytest.fixture(params=["compiled", "python"])
+def implementation(request, monkeypatch):
+    """Runs the test with the compiled kernel (dropout_mask.cpp) and with the Python code."""
+    if request.param == "python":
+        monkeypatch.setattr(dropout_module, "compiled_kernels", lambda: None)
+    elif compiled_kernels() is None:
+        if shutil.which("c++") is None:
+            pytest.skip("no C++ compiler: the compiled kernels cannot be built here")
+        pytest.fail("a C++ compiler is here but the compiled kernels did not build (see log)")
+    return request.param
+
+
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
-def test_drops_at_the_rate_and_scales_the_kept_elements(p):
+def test_drops_at_the_rate_and_scales_the_kept_elements(p, implementation):
     torch.manual_seed(0)
     x = torch.rand(400, 2500) + 0.5  # no zeros of its own
     out = dropout(x, p, training=True)
@@ -25,7 +42,7 @@ def test_drops_at_the_rate_and_scales_the_kept_elements(p):
         assert abs(share - (1 - p)) < 0.005
 
 
-def test_gradient_passes_through_kept_elements_only():
+def test_gradient_passes_through_kept_elements_only(implementation):
     torch.manual_seed(1)
     x = torch.rand(50, 40, requires_grad=True)
     out = dropout(x, 0.3, training=True)
@@ -35,7 +52,7 @@ def test_gradient_passes_through_kept_elements_only():
     torch.testing.assert_close(x.grad, kept.float() * scale)
 
 
-def test_identity_in_evaluation_and_reproducible_with_a_seed():
+def test_identity_in_evaluation_and_reproducible_with_a_seed(implementation):
     x = torch.randn(8, 9)
     module = FastDropout(0.3).eval()
     assert module(x) is x and dropout(x, 0.0, training=True) is x
@@ -45,6 +62,24 @@ def test_identity_in_evaluation_and_reproducible_with_a_seed():
     torch.manual_seed(3)
     torch.testing.assert_close(module(x), first)
     assert not torch.equal(module(x), first)  # a new draw without reseeding
+
+
+@pytest.mark.parametrize("shape", [(1,), (3,), (5, 7), (4, 33, 17)])
+def test_compiled_kernel_draws_the_python_codes_masks_bit_for_bit(shape, monkeypatch):
+    if compiled_kernels() is None:
+        pytest.skip("the compiled kernels are not built here")
+    x = torch.randn(*shape, 2).transpose(-1, 0)  # not contiguous: the kernel gets a copy
+    results = []
+    for kernels in (compiled_kernels, lambda: None):
+        monkeypatch.setattr(dropout_module, "compiled_kernels", kernels)
+        torch.manual_seed(4)
+        inputs = x.clone().requires_grad_()
+        out = dropout(inputs, 0.3, training=True)
+        (out * torch.arange(out.numel()).view_as(out)).sum().backward()
+        results.append((out, inputs.grad, torch.randint(1 << 30, (1,))))  # and the generator
+    (out, grad, after), (expected, expected_grad, expected_after) = results  # moved alike
+    assert torch.equal(out, expected) and torch.equal(grad, expected_grad)
+    assert torch.equal(after, expected_after)
 
 
 def test_encoder_layer_keeps_the_state_dict_and_equals_torch_layer_without_dropout():

@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from crema_exp.models.compiled_gru_layer import CompiledBiGRULayer
 from crema_exp.models.dropout import dropout
-from crema_exp.models.gru_kernel import compiled_loops
+from crema_exp.models.cpu_kernels import compiled_kernels
 from crema_exp.models.gru_layer import TwoDirectionGRULayer
 
 
@@ -70,7 +70,7 @@ def padded_bigru(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor,
         encoded, _ = pad_packed_sequence(gru(packed)[0], batch_first=True,
                                          total_length=frames.size(1))
         return encoded
-    compiled = frames.dtype == torch.float32 and compiled_loops() is not None
+    compiled = frames.dtype == torch.float32 and compiled_kernels() is not None
     run_layer = _compiled_layer if compiled else _python_layer
     lengths = lengths.cpu()
     layer_input = frames

@@ -1,7 +1,7 @@
 """Both directions of one GRU layer in one time loop, with a hand-written backward pass.
 
 This is the Python version of models/compiled_gru_layer.py: models/bigru.py uses it where the
-compiled loops cannot be built (models/gru_kernel.py) and for dtypes other than float32.
+compiled loops cannot be built (models/cpu_kernels.py) and for dtypes other than float32.
 
 Why: torch's CPU GRU runs each direction separately and records about a dozen autograd nodes per
 time step, so a short clip's cost is mostly per-step overhead on tiny [batch, hidden] matrices.

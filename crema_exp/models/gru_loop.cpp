@@ -195,9 +195,9 @@ std::vector<at::Tensor> backward_loop(const at::Tensor& grad_outputs, const at::
   return {grad_input_gates, grad_hidden_gates};
 }
 
-// Registered as torch operators (torch.ops.crema_gru.*) rather than a Python module: without the
+// Registered as torch operators (torch.ops.crema.*) rather than a Python module: without the
 // Python binding headers the build takes about half as long.
-TORCH_LIBRARY(crema_gru, m) {
+TORCH_LIBRARY(crema, m) {
   m.def("forward_loop", &forward_loop);
   m.def("backward_loop", &backward_loop);
 }
