@@ -2,7 +2,7 @@
 
 They are the BiGRU's time loops (gru_loop.cpp: a layer's training step 1.3-1.6x faster on CPU
 than the same loops in Python, benchmarks/README.md) and dropout in one pass (dropout_mask.cpp:
-the masks of dropout.py's Python code, bit for bit, at about half its cost).
+the masks of dropout.py's Python code, bit for bit, in about 60 % of its time).
 torch.utils.cpp_extension builds them with ninja and the system C++ compiler the first time they
 are needed (about 15 s), for this CPU's vector width, into torch's extension folder
 (TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensions); later processes load the built
@@ -53,7 +53,7 @@ def compiled_kernels() -> Any | None:
         return None
     try:
         return _build()
-    except Exception as error:  # any failure to build or load means: the Python loops
+    except Exception as error:  # any failure to build or load means: the Python code
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         log.warning("the compiled CPU kernels (GRU loops, dropout) could not be built (%s); "
                     "training uses the Python code, which computes the same, more slowly", reason)
