@@ -24,22 +24,26 @@ namespace {
 
 constexpr int64_t kLevels = 1 << 16;
 
-// The element loops, as functions of their own with restrict pointers: written inline in a
-// parallel_for lambda, the compiler neither vectorised them nor avoided a branch per element
-// (measured 7x slower).
+// The element loops, as functions of their own with restrict pointers and integer 0/1 masks:
+// written inline in a parallel_for lambda, or with bool arithmetic, the compiler emitted scalar
+// code (inline: with a branch per element, 5-9x slower); these are vectorised (~0.1 ms per
+// million elements each on 2 threads).
 void drop(const uint16_t* __restrict__ level, const float* __restrict__ in,
           float* __restrict__ out, bool* __restrict__ keep, int64_t count, uint32_t threshold,
           float scale) {
+  auto* __restrict__ keep_bytes = reinterpret_cast<uint8_t*>(keep);
+  const int32_t lowest_kept = int32_t(threshold);
   for (int64_t j = 0; j < count; ++j) {
-    const bool kept = (level[j] ^ 0x8000u) >= threshold;
-    keep[j] = kept;
+    const int32_t kept = int32_t(level[j] ^ 0x8000u) >= lowest_kept;
+    keep_bytes[j] = uint8_t(kept);
     out[j] = in[j] * (float(kept) * scale);  // as x * (mask * scale): a dropped NaN stays NaN
   }
 }
 
 void pass_kept(const float* __restrict__ grad, const bool* __restrict__ keep,
                float* __restrict__ out, int64_t count, float scale) {
-  for (int64_t j = 0; j < count; ++j) out[j] = grad[j] * (float(keep[j]) * scale);
+  const auto* __restrict__ keep_bytes = reinterpret_cast<const uint8_t*>(keep);
+  for (int64_t j = 0; j < count; ++j) out[j] = grad[j] * (float(int32_t(keep_bytes[j])) * scale);
 }
 
 float keep_scale(int64_t dropped) {
