@@ -2,9 +2,10 @@
 // bit: the same draws of torch's default generator, read the same way.
 //
 // Why: the Python code makes five passes over a tensor (random bits, compare, to float, scale,
-// multiply) and keeps a float mask for the backward pass; on the attention weights, the largest
-// tensor dropped out, that was ~2 % of an ssl training step. Here the forward pass draws, compares
-// and scales in one loop and keeps a one-byte mask; the backward pass is one loop too.
+// multiply) and keeps a float mask for the backward pass: a few per cent of an ssl training step,
+// most of it on the attention weights, the largest tensor dropped out. Here the forward pass draws
+// the bits, then compares and scales in one loop, and keeps a one-byte mask; the backward pass is
+// one loop too.
 //
 // The masks: the Python code fills an int64 tensor with torch's random_ over the full 64-bit range
 // (one random64() of the default CPU generator per word, in order), views it as int16 and keeps an
