@@ -11,11 +11,17 @@ import subprocess
 import sys
 import time
 
+import optuna
 import pytest
+import sqlalchemy
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import TrialState
 
 from _helpers_sweeps import SWEEP_APP, TINY_TRAIN, load_study, read_json, run_app, run_hydra
 from crema_exp.comparison.run_status import effective_status
+from crema_exp.sweeps.healing import fail_stale_trials
+from crema_exp.sweeps.study_access import rdb_storage
 from crema_exp.sweeps.worker_seed import WorkerIdentity, worker_seed
 
 SEARCH = ["-m", "hparams_search=ssl_optuna"]
@@ -109,6 +115,24 @@ def test_a_running_run_without_a_recent_heartbeat_is_stale():
     assert effective_status({"status": "running", "heartbeat": beat, "stale_after_s": 600}, now) == "running"
     assert effective_status({"status": "interrupted", "heartbeat": beat, "stale_after_s": 1}, now) == "interrupted"
     assert effective_status({"status": "running"}, now) == "running"  # older runs: no heartbeat
+
+
+def test_heartbeat_check_fails_old_heartbeats_only_not_one_newer_than_its_clock(tmp_path):
+    """Optuna 2.10's own check took a heartbeat recorded just after it read the database clock
+    (a negative age) for a day old and failed a live trial: CI saw a worker fail another's trial
+    30 ms after it started."""
+    storage = rdb_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1,
+                          grace_period=4)
+    study = optuna.create_study(storage=storage)
+    ages_s = (-30, 0, 3, 60)  # seconds since each trial's last heartbeat; -30: after the clock
+    trials = [study.ask() for _ in ages_s]
+    with _create_scoped_session(storage.scoped_session, True) as session:
+        now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+        for trial, age in zip(trials, ages_s):
+            session.add(models.TrialHeartbeatModel(trial_id=trial._trial_id,
+                                                   heartbeat=now - dt.timedelta(seconds=age)))
+    assert fail_stale_trials(study._storage, study._study_id) == [trials[-1]._trial_id]
+    assert [t.state for t in study.trials] == [TrialState.RUNNING] * 3 + [TrialState.FAIL]
 
 
 def test_only_the_study_creator_keeps_the_configured_seed():

@@ -6,7 +6,7 @@ a chain stands for it. ``n_trials`` counts chains, so a retried crash does not u
 
 Why a trial failed is stored in its user attribute ``failure``: "error" (the job raised or returned
 NaN: retrying would fail again), "interrupted" (SIGTERM/SIGINT) or "lost" (the worker died). Lost
-and interrupted trials, and trials that Optuna's heartbeat check failed, are retried up to
+and interrupted trials, and trials that the heartbeat check failed, are retried up to
 ``max_retry`` times with the same parameters.
 """
 
@@ -20,14 +20,17 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import optuna
-from optuna.storages import RetryFailedTrialCallback
+import sqlalchemy
+from optuna.storages import BaseStorage, RetryFailedTrialCallback
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 
 log = logging.getLogger(__name__)
 
 FAILURE_ATTR = "failure"
 ERROR_ATTR = "error"
-RETRYABLE = ("interrupted", "lost", None)  # None: failed by Optuna's heartbeat check
+RETRYABLE = ("interrupted", "lost", None)  # None: failed by the heartbeat check
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -66,6 +69,30 @@ def tally(study: optuna.Study) -> Tally:
                  waiting=states[TrialState.WAITING])
 
 
+def fail_stale_trials(storage: BaseStorage, study_id: int) -> list[int]:
+    """Optuna's RDBStorage.fail_stale_trials, without its clock bug; returns the failed trials' ids.
+
+    Optuna 2.10 measures a heartbeat's age as ``(now - heartbeat).seconds``, the seconds field of
+    a timedelta, so a heartbeat recorded just after the checking worker read the database clock
+    (age -0.03 s) counts as 86,399 s old and a live trial is failed. CI saw it: a worker failed
+    another's trial 30 ms after it started, and the killed trial's retry then went to that trial
+    instead. Here the age is ``total_seconds()``: a heartbeat newer than the clock reading is 0 s
+    old. The query, the grace period and the state change are Optuna's own.
+    """
+    rdb = getattr(storage, "_backend", storage)  # the database under Optuna's cache, if any
+    grace_s = rdb.grace_period or 2 * rdb.heartbeat_interval
+    with _create_scoped_session(rdb.scoped_session, True) as session:
+        now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)  # as Optuna
+        beats = (session.query(models.TrialModel.trial_id, models.TrialHeartbeatModel.heartbeat)
+                 .join(models.TrialHeartbeatModel,
+                       models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
+                 .filter(models.TrialModel.study_id == study_id,
+                         models.TrialModel.state == TrialState.RUNNING)
+                 .all())
+    stale = [trial_id for trial_id, beat in beats if (now - beat).total_seconds() > grace_s]
+    return [trial_id for trial_id in stale if storage.set_trial_state(trial_id, TrialState.FAIL)]
+
+
 def heal(study: optuna.Study, max_retry: int) -> None:
     """Fail the running trials of dead workers (heartbeat check), then queue retries of crashes.
 
@@ -73,7 +100,7 @@ def heal(study: optuna.Study, max_retry: int) -> None:
     """
     storage = study._storage
     if storage.is_heartbeat_enabled():
-        for trial_id in storage.fail_stale_trials(study._study_id):
+        for trial_id in fail_stale_trials(storage, study._study_id):
             log.warning("trial %d: its worker stopped sending heartbeats; marked failed",
                         storage.get_trial(trial_id).number)
     with warnings.catch_warnings():  # "experimental" in Optuna 2.10, still there in 4.x
