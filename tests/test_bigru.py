@@ -1,16 +1,15 @@
 """The padded BiGRU equals nn.GRU over a packed batch: outputs and every parameter gradient, with
 the compiled time loops and with the Python ones."""
 
-import shutil
 
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from _helpers_kernels import use_implementation
 from crema_exp.models import bigru
 from crema_exp.models.bigru import padded_bigru, reverse_within_lengths
-from crema_exp.models.cpu_kernels import compiled_kernels
 
 # float32, sequences of up to 40 steps: the two computations differ only by rounding (measured
 # max |difference| on outputs 1.8e-7 compiled, 2.4e-7 Python loops; on gradients 9.5e-6 and 5.7e-6,
@@ -26,13 +25,7 @@ def packed_reference(gru: nn.GRU, frames: torch.Tensor, lengths: torch.Tensor) -
 @pytest.fixture(params=["compiled", "python"])
 def time_loops(request, monkeypatch):
     """Runs the test with each implementation of a layer: compiled_gru_layer.py, gru_layer.py."""
-    if request.param == "python":
-        monkeypatch.setattr(bigru, "compiled_kernels", lambda: None)
-    elif compiled_kernels() is None:
-        if shutil.which("c++") is None:
-            pytest.skip("no C++ compiler: the compiled GRU loops cannot be built here")
-        pytest.fail("a C++ compiler is here but the compiled GRU loops did not build (see log)")
-    return request.param
+    return use_implementation(request.param, bigru, monkeypatch)
 
 
 def test_reverse_within_lengths_reverses_valid_frames_and_leaves_padding():

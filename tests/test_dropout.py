@@ -2,12 +2,12 @@
 with the Python code (the same masks, bit for bit); the encoder layer that uses it computes what
 nn.TransformerEncoderLayer computes."""
 
-import shutil
 
 import pytest
 import torch
 from torch import nn
 
+from _helpers_kernels import use_implementation
 from crema_exp.models import dropout as dropout_module
 from crema_exp.models.cpu_kernels import compiled_kernels
 from crema_exp.models.dropout import FastDropout, dropout
@@ -17,13 +17,7 @@ from crema_exp.models.transformer_layer import EncoderLayer
 @pytest.fixture(params=["compiled", "python"])
 def implementation(request, monkeypatch):
     """Runs the test with the compiled kernel (dropout_mask.cpp) and with the Python code."""
-    if request.param == "python":
-        monkeypatch.setattr(dropout_module, "compiled_kernels", lambda: None)
-    elif compiled_kernels() is None:
-        if shutil.which("c++") is None:
-            pytest.skip("no C++ compiler: the compiled kernels cannot be built here")
-        pytest.fail("a C++ compiler is here but the compiled kernels did not build (see log)")
-    return request.param
+    return use_implementation(request.param, dropout_module, monkeypatch)
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.5])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from crema_exp.models.cpu_kernels import compiled_kernels
+from crema_exp.models.gru_layer import input_gate_bias
 
 
 class CompiledBiGRULayer(torch.autograd.Function):
@@ -29,12 +30,8 @@ class CompiledBiGRULayer(torch.autograd.Function):
         batch, steps, _ = frames.shape
         hidden = weight_hh.size(-1)
         h2 = 2 * hidden
-        # b_hh of the reset and update gates simply adds to their input gates, so it is added
-        # once here; the candidate's b_hn stays inside r * (W_hn h + b_hn).
-        gate_bias = bias_ih.clone()
-        gate_bias[:, :h2] += bias_hh[:, :h2]
         flat_frames = frames.reshape(batch * steps, -1)
-        input_gates = torch.addmm(gate_bias.reshape(-1), flat_frames,
+        input_gates = torch.addmm(input_gate_bias(bias_ih, bias_hh).reshape(-1), flat_frames,
                                   weight_ih.reshape(6 * hidden, -1).t())
         outputs, *saved = compiled_kernels().forward_loop(
             input_gates.view(batch, steps, 2, 3 * hidden), lengths,

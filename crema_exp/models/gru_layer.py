@@ -37,6 +37,16 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(2, -1, x.size(-1))
 
 
+def input_gate_bias(bias_ih: torch.Tensor, bias_hh: torch.Tensor) -> torch.Tensor:
+    """The bias of the input gates [2, 3H]: b_hh of the reset and update gates simply adds to
+    their input gates, so it is added once here; the candidate's b_hn stays inside
+    r * (W_hn h + b_hn)."""
+    h2 = 2 * bias_hh.size(-1) // 3
+    gate_bias = bias_ih.clone()
+    gate_bias[:, :h2] += bias_hh[:, :h2]
+    return gate_bias
+
+
 class TwoDirectionGRULayer(torch.autograd.Function):
     """Inputs [2, T, B, D] (direction 0 and direction 1, each time-major and right-padded, starting
     at h = 0) and stacked parameters of the two directions (weight_ih [2, 3H, D], weight_hh
@@ -47,11 +57,7 @@ class TwoDirectionGRULayer(torch.autograd.Function):
         _, steps, batch, _ = inputs.shape
         hidden_size = weight_hh.size(-1)
         h2 = 2 * hidden_size
-        # b_hh of the reset and update gates simply adds to their input gates, so it is added
-        # once here; the candidate's b_hn stays inside r * (W_hn h + b_hn).
-        gate_bias = bias_ih.clone()
-        gate_bias[:, :h2] += bias_hh[:, :h2]
-        input_gates = torch.baddbmm(gate_bias[:, None, :], _flat(inputs),
+        input_gates = torch.baddbmm(input_gate_bias(bias_ih, bias_hh)[:, None, :], _flat(inputs),
                                     weight_ih.transpose(1, 2)).view(2, steps, batch, -1)
 
         hidden_states = inputs.new_empty(2, steps + 1, batch, hidden_size)
