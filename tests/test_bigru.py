@@ -1,7 +1,6 @@
 """The padded BiGRU equals nn.GRU over a packed batch: outputs and every parameter gradient, with
 the compiled time loops and with the Python ones."""
 
-
 import pytest
 import torch
 from torch import nn

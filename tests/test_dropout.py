@@ -2,7 +2,6 @@
 with the Python code (the same masks, bit for bit); the encoder layer that uses it computes what
 nn.TransformerEncoderLayer computes."""
 
-
 import pytest
 import torch
 from torch import nn

@@ -8,14 +8,13 @@ import torch
 from torch import nn
 
 from _helpers_training import TOY_LAYOUT, tiny_train_config, write_toy_store
-from crema_exp.config import SpecAugmentConfig, SchedulerConfig
+from crema_exp.config import OptimizerConfig, SpecAugmentConfig, SchedulerConfig
 from crema_exp.training.augment import SpecAugment, per_utterance_cmvn
 from crema_exp.training.batching import bucketed_batches
 from crema_exp.training.data import load_training_data
 from crema_exp.training.ema import WeightAverager, warmed_up_decay
 from crema_exp.training.loop import Trainer
 from crema_exp.training.metrics import normalised_confusion, summary_metrics
-from crema_exp.config import OptimizerConfig
 from crema_exp.training.optim import build_optimizer, lr_factor
 from crema_exp.training.rdrop import classification_loss
 from crema_exp.training.settings import disable_spec_augment_without_layout, resolve_settings
