@@ -17,6 +17,8 @@ The unpruned sweep is the expensive half: --only-baseline runs just it, --baseli
 earlier result of the same settings, so pruner settings (--pruner-overrides, e.g.
 hydra.sweeper.pruner.n_warmup_steps=2) can be compared against one baseline;
 benchmarks/replay_pruning.py replays pruner settings over its learning curves without training.
+One seed decides little on 56 validation clips: run several (--seed 0, 1, ...) and sum them up
+with benchmarks/pruning_over_seeds.py.
 """
 
 from __future__ import annotations
