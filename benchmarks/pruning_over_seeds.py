@@ -17,6 +17,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from bench_sweep_pruning import MAX_BEST_GAP, MAX_TIME_RATIO
+
 
 def seed_row(result: dict) -> dict:
     none, median = result["none"], result["median"]
@@ -27,20 +29,25 @@ def seed_row(result: dict) -> dict:
             "test_none": none["test_uar_of_best"], "test_median": median["test_uar_of_best"]}
 
 
+def setting_but_seed(result: dict) -> dict:
+    """What the summed-up results must share: all the sweeps ran with but the seed."""
+    return {**{k: v for k, v in result["settings"].items() if k != "seed"},
+            "pruner_overrides": result["pruner_overrides"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", type=Path, nargs="+", help="bench_sweep_pruning.py results")
     args = parser.parse_args()
     results = [json.loads(path.read_text()) for path in args.results]
-    setting = {k: v for k, v in results[0]["settings"].items() if k != "seed"}
+    setting = setting_but_seed(results[0])
     for path, result in zip(args.results, results):
         if "median" not in result:
             sys.exit(f"{path}: holds the unpruned sweep only (--only-baseline)")
-        if ({k: v for k, v in result["settings"].items() if k != "seed"} != setting
-                or result["pruner_overrides"] != results[0]["pruner_overrides"]):
+        if setting_but_seed(result) != setting:
             sys.exit(f"{path}: other settings than {args.results[0]}")
     rows = sorted((seed_row(r) for r in results), key=lambda row: row["seed"])
-    print(f"settings {setting}, pruner overrides {results[0]['pruner_overrides'] or 'none'}")
+    print(f"settings {setting}")
     print("seed  time ratio  best val_uar gap  epochs median/none  test UAR of pick none/median")
     for row in rows:
         print(f"{row['seed']:>4}  {row['ratio']:10.3f}  {row['gap']:16.4f}  {row['epochs']:>19}  "
@@ -49,10 +56,10 @@ def main() -> None:
             for key in ("ratio", "gap", "test_none", "test_median")}
     print(f"mean  {mean['ratio']:10.3f}  {mean['gap']:16.4f}  {'':>19}  "
           f"{mean['test_none']:.3f}/{mean['test_median']:.3f}")
-    met = sum(row["ratio"] <= 0.6 and row["gap"] <= 0.02 for row in rows)
+    met = sum(row["ratio"] <= MAX_TIME_RATIO and row["gap"] <= MAX_BEST_GAP for row in rows)
     print(f"both targets met on {met} of {len(rows)} seeds; on the mean: time ratio "
-          f"{'met' if mean['ratio'] <= 0.6 else 'missed'}, gap "
-          f"{'met' if mean['gap'] <= 0.02 else 'missed'}")
+          f"{'met' if mean['ratio'] <= MAX_TIME_RATIO else 'missed'}, gap "
+          f"{'met' if mean['gap'] <= MAX_BEST_GAP else 'missed'}")
 
 
 if __name__ == "__main__":
